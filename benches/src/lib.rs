@@ -1,0 +1,1 @@
+//! Shared pieces of errand's benchmarks: the baselines errand is measured against.

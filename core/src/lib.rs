@@ -1,0 +1,54 @@
+//! The `no_std` core of errand, a background-task system.
+//!
+//! This crate holds the primitives every errand engine and adapter stands on. Each one is
+//! small, bounded by a capacity fixed at construction, free of locks, and verified on its
+//! own (unit and property tests, loom models, fuzz targets):
+//!
+//! - [`Priority`]: the guide's priorities (`LOW = 1`, `NORMAL = 5`, `HIGH = 10`,
+//!   `CRITICAL = 20`), any `u8` valid, mapped onto four queue [`Level`]s.
+//! - [`TaskId`]: slot index + generation; a stale id never matches a reused slot.
+//! - [`SlotTable`]: a fixed-capacity slab with lock-free acquire and release.
+//! - [`PriorityQueue`]: a bounded lock-free MPMC queue, strict (or weighted) across levels,
+//!   FIFO within one.
+//! - [`State`], [`Event`], [`transition`], [`StateCell`]: the task state machine.
+//! - [`RetryPolicy`]: retry and backoff math with jitter, in integer nanoseconds.
+//! - [`MemoryBudget`]: byte-budget accounting with RAII reservations.
+//! - [`TimerWheel`]: a hierarchical timer wheel over slot indices.
+//! - [`Counter`], [`Histogram`]: statistics without allocation.
+//!
+//! # Crate features
+//!
+//! - *(none)*: no heap at all; storage is inline and sized by const generics.
+//! - `alloc`: heap storage sized at run time (`Box<[_]>`) and owned handles.
+//! - `std`: implies `alloc`; conveniences that need the standard library.
+//! - `serde`: `Serialize`/`Deserialize` for ids, priorities, states and snapshots.
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+mod sync;
+
+mod storage;
+pub use storage::Storage;
+
+mod priority;
+
+mod id;
+
+mod slab;
+
+mod queue;
+
+mod state;
+
+mod backoff;
+
+mod budget;
+
+mod timer;
+
+mod stats;
