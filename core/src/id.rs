@@ -1,24 +1,7 @@
-//! Task ids: a slot index plus a generation.
+//! Task ids: a slot index plus a generation, printed as `t-<index>-<generation>`.
 //!
-//! A [`TaskId`] names one use of one slot of a [`SlotTable`](crate::SlotTable). The index
-//! says which slot; the generation says which use of it. When a slot is released and handed
-//! out again its generation changes, so an id kept from an earlier use no longer matches and
-//! can never reach the new task.
-//!
-//! # Text form
-//!
-//! An id prints as `t-<index>-<generation>`, both numbers in decimal, for example `t-3-17`.
-//! [`FromStr`] accepts exactly the strings [`Display`](fmt::Display) produces and nothing
-//! else, so printing and parsing round-trip for every id:
-//!
-//! - the prefix is the two bytes `t-` (lowercase);
-//! - each number is one or more ASCII digits, with no sign, no leading zero (except the
-//!   number `0` itself) and a value that fits a `u32`;
-//! - the two numbers are separated by one `-`, and nothing follows the generation (no
-//!   whitespace either).
-//!
-//! Anything else is a [`ParseTaskIdError`] saying what was wrong and at which byte offset;
-//! parsing never panics, whatever the input.
+//! The public contract (the text grammar included) is on [`TaskId`]; this module only adds
+//! the parser.
 
 use core::fmt;
 use core::str::FromStr;
@@ -28,9 +11,26 @@ const PREFIX: &str = "t-";
 
 /// Identifies one use of one slot: a slot index and the slot's generation at that use.
 ///
-/// Ids compare (and sort) by index, then generation. They print as `t-<index>-<generation>`
-/// and parse back from exactly that form (see the [module docs](self) for the grammar). With
-/// the `serde` feature an id serializes as that string.
+/// The index says which slot of a [`SlotTable`](crate::SlotTable); the generation says which
+/// use of it. When a slot is released and handed out again its generation changes, so an id
+/// kept from an earlier use no longer matches and never reaches the new task. Ids compare
+/// (and sort) by index, then generation.
+///
+/// # Text form
+///
+/// An id prints as `t-<index>-<generation>`, both numbers in decimal, for example `t-3-17`.
+/// [`FromStr`] accepts exactly the strings [`Display`](fmt::Display) produces and nothing
+/// else, so printing and parsing round-trip for every id:
+///
+/// - the prefix is the two bytes `t-` (lowercase);
+/// - each number is one or more ASCII digits, with no sign, no leading zero (except the
+///   number `0` itself) and a value that fits a `u32`;
+/// - the two numbers are separated by one `-`, and nothing follows the generation (no
+///   whitespace either).
+///
+/// Anything else is a [`ParseTaskIdError`] saying what was wrong and at which byte offset;
+/// parsing never panics, whatever the input. With the `serde` feature an id serializes as
+/// this string (and deserializes from it).
 ///
 /// # Examples
 ///

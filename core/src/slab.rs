@@ -1,11 +1,7 @@
 //! A fixed-capacity slot table with lock-free acquire and release.
 //!
-//! [`SlotTable`] holds `capacity` slots, each owning a `T` built once at construction and
-//! kept until the table drops. [`acquire`](SlotTable::acquire) hands out a free slot and the
-//! [`TaskId`] of this use of it; [`release`](SlotTable::release) gives it back;
-//! [`get`](SlotTable::get) finds a slot's value from its id only while that use is live. The
-//! values are shared (`&T`), never moved or dropped by acquire and release: put atomics or
-//! cells inside `T` and reset them when a slot is acquired.
+//! [`SlotTable`]'s public contract is in its docs; this module comment states the protocol
+//! that implements it, as numbered rules the code cites.
 //!
 //! # Protocol
 //!
@@ -35,25 +31,9 @@
 //!    `T` included) therefore happens before the next `acquire` of that slot returns. A live
 //!    stamp is stored with `Release` and read by `get` with `Acquire`.
 //!
-//! # Limits
-//!
-//! - `head` packs the slot index into the low half of a `usize` and the tag into the high
-//!   half, and the all-ones index means "empty". Capacity is therefore at most
-//!   [`MAX_CAPACITY`](SlotTable::MAX_CAPACITY): `2^32 - 1` on 64-bit targets but only
-//!   `2^16 - 1 = 65535` on 32-bit targets (such as `thumbv7em`). Construction panics above it.
-//! - The tag has as many bits as the index (16 on 32-bit targets). A pop that stalls while
-//!   exactly a multiple of `2^16` other pushes and pops complete could be fooled; that many
-//!   operations inside one CAS window is not a realistic schedule.
-//! - Generations wrap: after `2^31` uses of one slot its stamps repeat, so an id kept across
-//!   that many reuses of its slot would match again. Ids are meant to be dropped long before.
-//! - [`len`](SlotTable::len) is a separate counter updated after each acquire and release;
-//!   under concurrency it may briefly lag, but it never goes out of `0..=capacity` once all
-//!   operations have returned.
-//!
-//! A value returned by `get` stays valid memory for the table's lifetime (values are never
-//! dropped early), but the slot may be released and reused right after `get` returns: `get`
-//! tells whether the id was live at one instant, and the engine keeps its own reference
-//! counts for anything longer.
+//! The limits that follow from this (capacity, tag width, generation wrap) are stated on
+//! [`SlotTable`]. There is no `unsafe` code here: values are only ever shared (`&T`), and the
+//! protocol decides who may write a slot's bookkeeping, not whether memory is valid.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -169,10 +149,45 @@ impl core::error::Error for StaleId {}
 /// A fixed-capacity table of slots with lock-free [`acquire`](Self::acquire) and
 /// [`release`](Self::release), addressed by generation-checked [`TaskId`]s.
 ///
+/// Each slot owns a `T` built once at construction and kept until the table drops.
+/// `acquire` hands out a free slot with the [`TaskId`] of this use of it; `release` gives it
+/// back; [`get`](Self::get) finds a slot's value from its id only while that use is live.
+/// The values are shared (`&T`), never moved or dropped by acquire and release: put atomics
+/// or cells inside `T` and reset them after acquiring a slot. Everything a thread did before
+/// `release` happens before the next `acquire` of that slot returns.
+///
 /// The storage `S` is `[Entry<T>; N]` (inline, built by [`new`](Self::new)) or, with the
 /// `alloc` feature, `Box<[Entry<T>]>` (built by [`with_capacity`](Self::with_capacity)).
-/// Nothing allocates after construction. See the [module docs](self) for the protocol and
-/// its limits.
+/// Nothing allocates after construction.
+///
+/// # Ids and generations
+///
+/// A slot's generation advances on every acquire and every release, so a live id's
+/// generation is always odd and every use of a slot gets a new one. Releasing an id that is
+/// not live (a second release, an id from an earlier use, an index out of range) is a
+/// [`StaleId`] error and changes nothing; of two racing releases of one id exactly one
+/// succeeds.
+///
+/// # Limits
+///
+/// - The lock-free free list keeps its head in one pointer-width atomic: a slot index in
+///   the low half, an ABA tag in the high half, the all-ones index meaning "empty" (no 64-bit
+///   atomics needed on 32-bit targets). Capacity is therefore at most
+///   [`MAX_CAPACITY`](SlotTable::MAX_CAPACITY): `2^32 - 1` on 64-bit targets but only
+///   `2^16 - 1 = 65535` on 32-bit targets (such as `thumbv7em`). Construction panics above it.
+/// - The tag has as many bits as the index (16 on 32-bit targets). An acquire stalled inside
+///   its compare-and-swap while exactly a multiple of `2^16` other acquires and releases
+///   complete could be fooled; that many operations inside one CAS window is not a
+///   realistic schedule.
+/// - Generations wrap: after `2^31` uses of one slot its stamps repeat, so an id kept across
+///   that many reuses of its slot would match again. Ids are meant to be dropped long before.
+/// - [`len`](SlotTable::len) is a separate counter updated after each acquire and release;
+///   under concurrency it may briefly lag, but it never goes out of `0..=capacity` once all
+///   operations have returned.
+/// - A value returned by `get` stays valid memory for the table's lifetime (values are never
+///   dropped early), but the slot may be released and reused right after `get` returns:
+///   `get` tells whether the id was live at one instant; holders that need longer keep their
+///   own reference counts.
 ///
 /// # Examples
 ///
@@ -239,7 +254,7 @@ impl<T> SlotTable<T, alloc::boxed::Box<[Entry<T>]>> {
     }
 }
 
-/// Checks the capacity limit stated in the module docs.
+/// Checks the capacity limit stated on [`SlotTable`] (`# Limits`).
 fn assert_capacity(capacity: usize) {
     assert!(
         capacity <= NIL,
@@ -249,7 +264,7 @@ fn assert_capacity(capacity: usize) {
 
 impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
     /// The largest capacity a table can have on this target: `2^32 - 1` with 64-bit
-    /// pointers, `65535` with 32-bit ones (see the module docs).
+    /// pointers, `65535` with 32-bit ones (see `# Limits` on [`SlotTable`]).
     pub const MAX_CAPACITY: usize = NIL;
 
     fn from_entries(entries: S) -> Self {
@@ -371,8 +386,8 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
 
     /// The value of `id`'s slot, if `id` is live (its generation is the slot's current one).
     ///
-    /// The answer holds at one instant: the slot may be released right after (see the
-    /// module docs).
+    /// The answer holds at one instant: the slot may be released right after (see
+    /// `# Limits` on [`SlotTable`]).
     #[inline]
     #[must_use]
     pub fn get(&self, id: TaskId) -> Option<&T> {

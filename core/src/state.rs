@@ -1,60 +1,38 @@
 //! The task state machine: [`State`]s, [`Event`]s, one pure [`transition`] function, and
 //! [`StateCell`], an atomic cell that applies it with compare-and-swap.
 //!
-//! # The table
-//!
-//! Rows are states, columns events; a cell is the state the event leads to, `-` an
-//! [`InvalidTransition`] (the state stays as it was).
-//!
-//! | state \ event | `Due`  | `Start` | `Succeed`   | `Fail`   | `Retry`    | `Reschedule` | `Cancel`    | `Timeout`  |
-//! |---------------|--------|---------|-------------|----------|------------|--------------|-------------|------------|
-//! | `Scheduled`   | Queued | -       | -           | -        | -          | -            | Cancelled   | -          |
-//! | `Queued`      | -      | Running | -           | -        | -          | -            | Cancelled   | -          |
-//! | `Running`     | -      | -       | Succeeded   | Failed   | Retrying   | Scheduled    | Cancelled   | TimedOut   |
-//! | `Retrying`    | Queued | -       | -           | -        | -          | -            | Cancelled   | -          |
-//! | `Succeeded`   | -      | -       | -           | -        | -          | -            | -           | -          |
-//! | `Failed`      | -      | -       | -           | -        | -          | -            | -           | -          |
-//! | `Cancelled`   | -      | -       | -           | -        | -          | -            | -           | -          |
-//! | `TimedOut`    | -      | -       | -           | -        | -          | -            | -           | -          |
-//!
-//! In words: a task waits (`Scheduled` for a delay or its next recurring run, `Retrying` for
-//! a retry delay) until its timer is `Due`, then waits `Queued` for a worker, which `Start`s
-//! it. A `Running` attempt ends in exactly one of: `Succeed`, `Fail`, `Timeout` (terminal),
-//! `Retry` (wait for the retry delay, then run again) or `Reschedule` (a recurring task's run
-//! finished; wait for the next one). `Cancel` ends any task that has not ended yet. The four
-//! terminal states ([`State::is_terminal`]) absorb: every event on them is invalid. A timed-out
-//! attempt that should be retried is sent `Retry`, not `Timeout`: `Timeout` is final.
-//!
-//! # Races
-//!
-//! [`StateCell::apply`] reads the state, computes [`transition`], and installs the result with
-//! one compare-and-swap, retrying if the state changed in between (and re-checking the event
-//! against the new state). Two racing events are therefore applied in *some* order, each
-//! against the state the other left, and the engine relies on these consequences:
-//!
-//! 1. **One ending wins.** When two events would each end the task from the same state
-//!    (`Succeed`, `Fail`, `Timeout`, `Cancel` on `Running`), exactly one is applied; the other
-//!    returns [`InvalidTransition`] whose [`state`](InvalidTransition::state) is the terminal
-//!    state the winner installed. So a worker that finishes while the timeout fires learns
-//!    from its `Succeed` error that the task timed out, and vice versa.
-//! 2. **Cancel vs start.** On a `Queued` task, either `Cancel` is applied first — the task is
-//!    `Cancelled`, the worker's `Start` fails naming `Cancelled`, and the task never runs — or
-//!    `Start` is applied first — the task is `Running`, and the `Cancel` then moves it
-//!    `Running -> Cancelled` (it succeeds). In the second case the code is already running:
-//!    cancellation is cooperative, the engine signals the task, and the worker's eventual
-//!    `Succeed`/`Fail` is rejected naming `Cancelled`, so the task ends cancelled and its
-//!    outcome is discarded. Either way exactly one of {never started, started and then
-//!    cancelled} happens, and a `Cancel` on a non-terminal task always succeeds.
-//! 3. **Visibility.** A successful transition is a `Release` (and `Acquire`) operation, and
-//!    [`StateCell::load`] and failed attempts read with `Acquire`: whatever a thread wrote
-//!    before applying an event (a stored result, an error message) is visible to any thread
-//!    that then observes the new state, including a loser whose event was rejected.
+//! The transition table is documented on [`State`], the guarantees for racing events on
+//! [`StateCell`].
 
 use core::fmt;
 
 use crate::sync::{AtomicU8, Ordering};
 
-/// Where a task is in its life. See the [module docs](self) for the transition table.
+/// Where a task is in its life.
+///
+/// # Transitions
+///
+/// Rows are states, columns events; a cell is the state the event leads to, `-` an
+/// [`InvalidTransition`] (the state stays as it was).
+///
+/// | state \ event | `Due`  | `Start` | `Succeed`   | `Fail`   | `Retry`    | `Reschedule` | `Cancel`    | `Timeout`  |
+/// |---------------|--------|---------|-------------|----------|------------|--------------|-------------|------------|
+/// | `Scheduled`   | Queued | -       | -           | -        | -          | -            | Cancelled   | -          |
+/// | `Queued`      | -      | Running | -           | -        | -          | -            | Cancelled   | -          |
+/// | `Running`     | -      | -       | Succeeded   | Failed   | Retrying   | Scheduled    | Cancelled   | TimedOut   |
+/// | `Retrying`    | Queued | -       | -           | -        | -          | -            | Cancelled   | -          |
+/// | `Succeeded`   | -      | -       | -           | -        | -          | -            | -           | -          |
+/// | `Failed`      | -      | -       | -           | -        | -          | -            | -           | -          |
+/// | `Cancelled`   | -      | -       | -           | -        | -          | -            | -           | -          |
+/// | `TimedOut`    | -      | -       | -           | -        | -          | -            | -           | -          |
+///
+/// In words: a task waits (`Scheduled` for a delay or its next recurring run, `Retrying` for
+/// a retry delay) until its timer is `Due`, then waits `Queued` for a worker, which `Start`s
+/// it. A `Running` attempt ends in exactly one of: `Succeed`, `Fail`, `Timeout` (terminal),
+/// `Retry` (wait for the retry delay, then run again) or `Reschedule` (a recurring task's run
+/// finished; wait for the next one). `Cancel` ends any task that has not ended yet. The four
+/// terminal states ([`State::is_terminal`]) absorb: every event on them is invalid. A timed-out
+/// attempt that should be retried is sent `Retry`, not `Timeout`: `Timeout` is final.
 ///
 /// # Examples
 ///
@@ -158,8 +136,8 @@ impl fmt::Display for State {
     }
 }
 
-/// Something that happens to a task. See the [module docs](self) for which state each one
-/// leads to.
+/// Something that happens to a task. The table on [`State`] says which state each one leads
+/// to.
 ///
 /// # Examples
 ///
@@ -241,7 +219,7 @@ impl fmt::Display for Event {
     }
 }
 
-/// An event that does not apply to a state (a `-` in the [table](self)). It carries both; the
+/// An event that does not apply to a state (a `-` in the table on [`State`]). It carries both; the
 /// state is the one the task was actually in, so a racing loser learns what beat it.
 ///
 /// # Examples
@@ -291,7 +269,7 @@ impl fmt::Display for InvalidTransition {
 
 impl core::error::Error for InvalidTransition {}
 
-/// The state `event` moves `state` to, per the [table](self); pure and total.
+/// The state `event` moves `state` to, per the table on [`State`]; pure and total.
 ///
 /// # Errors
 ///
@@ -335,7 +313,32 @@ pub struct Transition {
 /// A task's [`State`] in one atomic byte, moved only by [`transition`] through one
 /// compare-and-swap helper.
 ///
-/// See the [module docs](self) for what racing events guarantee.
+/// # Races
+///
+/// [`StateCell::apply`] reads the state, computes [`transition`], and installs the result with
+/// one compare-and-swap, retrying if the state changed in between (and re-checking the event
+/// against the new state). Two racing events are therefore applied in *some* order, each
+/// against the state the other left, and the engine relies on these consequences:
+///
+/// 1. **One ending wins.** When two events would each end the task from the same state
+///    (`Succeed`, `Fail`, `Timeout`, `Cancel` on `Running`), exactly one is applied; the other
+///    returns [`InvalidTransition`] whose [`state`](InvalidTransition::state) is the terminal
+///    state the winner installed. So a worker that finishes while the timeout fires learns
+///    from its `Succeed` error that the task timed out, and vice versa.
+/// 2. **Cancel vs start.** On a `Queued` task, either `Cancel` is applied first — the task is
+///    `Cancelled`, the worker's `Start` fails naming `Cancelled`, and the task never runs — or
+///    `Start` is applied first — the task is `Running`, and the `Cancel` then moves it
+///    `Running -> Cancelled` (it succeeds). In the second case the code is already running:
+///    cancellation is cooperative, the engine signals the task, and the worker's eventual
+///    `Succeed`/`Fail` is rejected naming `Cancelled`, so the task ends cancelled and its
+///    outcome is discarded. Either way exactly one of {never started, started and then
+///    cancelled} happens, and the `Cancel` itself succeeds. (If the worker also finishes
+///    before the `Cancel` lands, that is rule 1 between its `Succeed`/`Fail` and the
+///    `Cancel`: the `Cancel` then fails naming the state the worker installed.)
+/// 3. **Visibility.** A successful transition is a `Release` (and `Acquire`) operation, and
+///    [`StateCell::load`] and failed attempts read with `Acquire`: whatever a thread wrote
+///    before applying an event (a stored result, an error message) is visible to any thread
+///    that then observes the new state, including a loser whose event was rejected.
 ///
 /// # Examples
 ///
@@ -397,7 +400,7 @@ impl StateCell {
     /// The one compare-and-swap loop every transition goes through: reads the state, asks
     /// `next` where to go, and installs that with a CAS, retrying on interference so `next`
     /// always judges the state it replaces. `AcqRel` on success, `Acquire` on every read
-    /// (module docs, race 3).
+    /// (race rule 3 on `StateCell`).
     fn fetch_update(
         &self,
         mut next: impl FnMut(State) -> Result<State, InvalidTransition>,

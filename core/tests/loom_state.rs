@@ -21,7 +21,7 @@ fn race(start: State, a: Event, b: Event) {
                 let result = cell.apply(event);
                 if result.is_err() {
                     // The winner's transition happened before ours was rejected, so its
-                    // marker is visible (module docs, race 3).
+                    // marker is visible (race rule 3 on `StateCell`).
                     assert_eq!(marks[1 - me].load(Ordering::Relaxed), 1);
                 }
                 result
