@@ -3,33 +3,50 @@
 #![cfg(errand_loom)]
 
 use errand_core::{Entry, SlotTable, TaskId};
+use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 
-type Table = SlotTable<AtomicBool, [Entry<AtomicBool>; 2]>;
-
-fn table() -> Arc<Table> {
-    Arc::new(SlotTable::new(|_| AtomicBool::new(false)))
+/// What each slot holds: a busy mark, and plain data only the holder may touch. Loom checks
+/// every access to `data` for a happens-before edge from the previous one, so a release ->
+/// acquire hand-off without proper ordering fails the model.
+struct Slot {
+    busy: AtomicBool,
+    data: UnsafeCell<usize>,
 }
 
-/// Acquires a slot and marks it busy; the mark must have been clear (nobody else holds it).
+// SAFETY: `data` is only accessed by the thread holding the slot's live id (`take`/`give`),
+// and the table orders one holder's `release` before the next holder's `acquire`; loom
+// verifies exactly that.
+unsafe impl Sync for Slot {}
+
+type Table = SlotTable<Slot, [Entry<Slot>; 2]>;
+
+fn table() -> Arc<Table> {
+    Arc::new(SlotTable::new(|_| Slot {
+        busy: AtomicBool::new(false),
+        data: UnsafeCell::new(0),
+    }))
+}
+
+/// Acquires a slot, checks nobody else holds it, and writes its data.
 fn take(table: &Table) -> Option<TaskId> {
-    let (id, busy) = table.acquire().ok()?;
-    assert!(
-        !busy.swap(true, Ordering::Relaxed),
-        "slot {} handed out twice",
-        id.index()
-    );
+    let (id, slot) = table.acquire().ok()?;
+    let was_busy = slot.busy.swap(true, Ordering::Relaxed);
+    assert!(!was_busy, "slot {} handed out twice", id.index());
+    // SAFETY: we hold `id`, the slot's only live id (see `impl Sync for Slot`).
+    slot.data.with_mut(|data| unsafe { *data += 1 });
     Some(id)
 }
 
-/// Clears the busy mark and releases the slot.
+/// Reads the data, clears the busy mark and releases the slot.
 fn give(table: &Table, id: TaskId) {
-    table
-        .get(id)
-        .expect("a held id is live")
-        .store(false, Ordering::Relaxed);
+    let slot = table.get(id).expect("a held id is live");
+    // SAFETY: we still hold `id` (see `impl Sync for Slot`).
+    let uses = slot.data.with(|data| unsafe { *data });
+    assert!(uses > 0);
+    slot.busy.store(false, Ordering::Relaxed);
     table.release(id).expect("a held id releases once");
 }
 
@@ -102,7 +119,7 @@ fn racing_double_release_one_wins_and_reuse_is_safe() {
     loom::model(|| {
         let table = table();
         let id = take(&table).unwrap();
-        table.get(id).unwrap().store(false, Ordering::Relaxed);
+        table.get(id).unwrap().busy.store(false, Ordering::Relaxed);
         let releaser = {
             let table = Arc::clone(&table);
             thread::spawn(move || table.release(id).is_ok())
