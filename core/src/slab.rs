@@ -181,9 +181,10 @@ impl core::error::Error for StaleId {}
 ///   realistic schedule.
 /// - Generations wrap: after `2^31` uses of one slot its stamps repeat, so an id kept across
 ///   that many reuses of its slot would match again. Ids are meant to be dropped long before.
-/// - [`len`](SlotTable::len) is a separate counter updated after each acquire and release;
-///   under concurrency it may briefly lag, but it never goes out of `0..=capacity` once all
-///   operations have returned.
+/// - [`len`](SlotTable::len) is a separate counter, incremented after a slot is taken and
+///   decremented after it is given back. Under concurrency it may lag the table by the
+///   operations in flight, but it never leaves `0..=capacity` (a slot's decrement always
+///   happens after its increment, and its next increment after that).
 /// - A value returned by `get` stays valid memory for the table's lifetime (values are never
 ///   dropped early), but the slot may be released and reused right after `get` returns:
 ///   `get` tells whether the id was live at one instant; holders that need longer keep their
@@ -285,7 +286,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
     }
 
     /// The number of slots in use. Exact when no acquire or release is in flight; otherwise
-    /// it may lag them briefly.
+    /// it may lag them (see `# Limits` on [`SlotTable`]).
     #[inline]
     #[must_use]
     pub fn len(&self) -> usize {

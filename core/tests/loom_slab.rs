@@ -33,6 +33,8 @@ fn table() -> Arc<Table> {
 /// Acquires a slot, checks nobody else holds it, and writes its data.
 fn take(table: &Table) -> Option<TaskId> {
     let (id, slot) = table.acquire().ok()?;
+    // The in-use counter may lag, but never leaves 0..=capacity.
+    assert!(table.len() <= table.capacity());
     let was_busy = slot.busy.swap(true, Ordering::Relaxed);
     assert!(!was_busy, "slot {} handed out twice", id.index());
     // SAFETY: we hold `id`, the slot's only live id (see `impl Sync for Slot`).
