@@ -537,6 +537,12 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "exceeds the maximum")]
+    fn capacity_above_the_limit_is_refused() {
+        assert_capacity(SlotTable::<u8, [Entry<u8>; 0]>::MAX_CAPACITY + 1);
+    }
+
+    #[test]
     fn packing_round_trips() {
         let head = pack(NIL, usize::MAX >> INDEX_BITS);
         assert_eq!(head_index(head), NIL);
