@@ -38,12 +38,15 @@ pub use storage::Storage;
 mod priority;
 
 mod id;
+pub use id::{ParseTaskIdError, ParseTaskIdErrorKind, TaskId};
 
 mod slab;
+pub use slab::{Entry, SlotTable, SlotsExhausted, StaleId};
 
 mod queue;
 
 mod state;
+pub use state::{Event, InvalidTransition, State, StateCell, Transition, transition};
 
 mod backoff;
 

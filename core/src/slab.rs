@@ -1,1 +1,553 @@
-//! (being written)
+//! A fixed-capacity slot table with lock-free acquire and release.
+//!
+//! [`SlotTable`]'s public contract is in its docs; this module comment states the protocol
+//! that implements it, as numbered rules the code cites.
+//!
+//! # Protocol
+//!
+//! Each slot has a `stamp` (an `AtomicU32`) and a `next` link; the table has a `head` (an
+//! `AtomicUsize`) packing the index of the first free slot with an ABA tag.
+//!
+//! 1. **Stamps.** A slot's stamp is even while the slot is free and odd while it is in use.
+//!    Acquiring moves it from even `s` to `s + 1`; releasing moves it from odd `g` to `g + 1`
+//!    (both wrapping). A live id's generation is the odd stamp of its use, so live ids always
+//!    have odd generations, and every use of a slot gets a new one.
+//! 2. **Release is one CAS.** `release(id)` compare-exchanges the stamp from
+//!    `id.generation()` to `id.generation() + 1`. Of any number of racing releases of the same
+//!    id exactly one succeeds; a second (or a stale) release finds a different stamp and
+//!    returns [`StaleId`] without touching anything.
+//! 3. **Only the owner writes a free slot.** A slot whose stamp is even is on the free list or
+//!    being moved on or off it by exactly one thread; no release can succeed on it (rule 2
+//!    needs an odd stamp), so its stamp and `next` link are written only by that thread.
+//! 4. **Free list.** The free slots form a Treiber stack linked through `next`. Popping and
+//!    pushing each replace `head` with one compare-exchange that also increments the tag, so
+//!    a thread whose view of `head` went stale (the ABA case: the slot it read was popped,
+//!    reused and pushed back meanwhile) fails its CAS and retries instead of installing a
+//!    stale `next`. A successful pop makes the popper the slot's only owner (rule 3) until it
+//!    stamps the slot live.
+//! 5. **Orderings.** Successful head CASes are `AcqRel` and head loads `Acquire`: every
+//!    operation on `head` is a read-modify-write, so a pop synchronises with the push that
+//!    put its slot on the stack. Everything a thread did before `release` (its writes into
+//!    `T` included) therefore happens before the next `acquire` of that slot returns. A live
+//!    stamp is stored with `Release` and read by `get` with `Acquire`.
+//!
+//! The limits that follow from this (capacity, tag width, generation wrap) are stated on
+//! [`SlotTable`]. There is no `unsafe` code here: values are only ever shared (`&T`), and the
+//! protocol decides who may write a slot's bookkeeping, not whether memory is valid.
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use crossbeam_utils::CachePadded;
+
+use crate::id::TaskId;
+use crate::storage::Storage;
+use crate::sync::{AtomicU32, AtomicUsize, Ordering};
+
+/// Bits of `head` holding the slot index (the low half of a `usize`).
+const INDEX_BITS: u32 = usize::BITS / 2;
+/// Mask of the index bits of `head`; the all-ones index (this value) means "no slot".
+const NIL: usize = (1 << INDEX_BITS) - 1;
+
+/// Packs a free-list head: slot index (or [`NIL`]) in the low half, tag in the high half.
+#[inline]
+fn pack(index: usize, tag: usize) -> usize {
+    (tag << INDEX_BITS) | (index & NIL)
+}
+
+/// The slot index (or [`NIL`]) of a packed head.
+#[inline]
+fn head_index(head: usize) -> usize {
+    head & NIL
+}
+
+/// The tag of a packed head, incremented (wrapping within its half) for the next CAS.
+#[inline]
+fn next_tag(head: usize) -> usize {
+    // The tag half is as wide as the index half, so `NIL` also masks a tag.
+    (head >> INDEX_BITS).wrapping_add(1) & NIL
+}
+
+/// Converts an index below the capacity to `u32`. The capacity assert at construction makes
+/// every index fit.
+#[inline]
+fn index_u32(index: usize) -> u32 {
+    debug_assert!(index < NIL);
+    index as u32
+}
+
+/// One slot of a [`SlotTable`]: the value plus the bookkeeping of the protocol.
+///
+/// Storage for a table is an array or boxed slice of entries; they are built by the table's
+/// constructors and cannot be made or inspected from outside.
+pub struct Entry<T> {
+    value: T,
+    /// Even while free, odd while live (protocol rule 1).
+    stamp: AtomicU32,
+    /// Next free slot (or `NIL`) while on the free list (rule 4).
+    next: AtomicUsize,
+}
+
+impl<T> Entry<T> {
+    fn new(index: usize, capacity: usize, value: T) -> Self {
+        let next = if index + 1 < capacity { index + 1 } else { NIL };
+        Self {
+            value,
+            stamp: AtomicU32::new(0),
+            next: AtomicUsize::new(next),
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Entry<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("value", &self.value)
+            .field("stamp", &self.stamp.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// No free slot was left: every slot of the table is in use.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub struct SlotsExhausted {
+    /// The table's capacity, all of it in use.
+    pub capacity: usize,
+}
+
+impl fmt::Display for SlotsExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "slots exhausted: all {} slots are in use", self.capacity)
+    }
+}
+
+impl core::error::Error for SlotsExhausted {}
+
+/// The id given to [`SlotTable::release`] was not live: already released, from an earlier use
+/// of its slot, or out of range. Nothing was changed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub struct StaleId {
+    /// The rejected id, given back.
+    pub id: TaskId,
+}
+
+impl fmt::Display for StaleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stale task id {}: slot {} is not in this use",
+            self.id,
+            self.id.index()
+        )
+    }
+}
+
+impl core::error::Error for StaleId {}
+
+/// A fixed-capacity table of slots with lock-free [`acquire`](Self::acquire) and
+/// [`release`](Self::release), addressed by generation-checked [`TaskId`]s.
+///
+/// Each slot owns a `T` built once at construction and kept until the table drops.
+/// `acquire` hands out a free slot with the [`TaskId`] of this use of it; `release` gives it
+/// back; [`get`](Self::get) finds a slot's value from its id only while that use is live.
+/// The values are shared (`&T`), never moved or dropped by acquire and release: put atomics
+/// or cells inside `T` and reset them after acquiring a slot. Everything a thread did before
+/// `release` happens before the next `acquire` of that slot returns.
+///
+/// The storage `S` is `[Entry<T>; N]` (inline, built by [`new`](Self::new)) or, with the
+/// `alloc` feature, `Box<[Entry<T>]>` (built by [`with_capacity`](Self::with_capacity)).
+/// Nothing allocates after construction.
+///
+/// # Ids and generations
+///
+/// A slot's generation advances on every acquire and every release, so a live id's
+/// generation is always odd and every use of a slot gets a new one. Releasing an id that is
+/// not live (a second release, an id from an earlier use, an index out of range) is a
+/// [`StaleId`] error and changes nothing; of two racing releases of one id exactly one
+/// succeeds.
+///
+/// # Limits
+///
+/// - The lock-free free list keeps its head in one pointer-width atomic: a slot index in
+///   the low half, an ABA tag in the high half, the all-ones index meaning "empty" (no 64-bit
+///   atomics needed on 32-bit targets). Capacity is therefore at most
+///   [`MAX_CAPACITY`](SlotTable::MAX_CAPACITY): `2^32 - 1` on 64-bit targets but only
+///   `2^16 - 1 = 65535` on 32-bit targets (such as `thumbv7em`). Construction panics above it.
+/// - The tag has as many bits as the index (16 on 32-bit targets). An acquire stalled inside
+///   its compare-and-swap while exactly a multiple of `2^16` other acquires and releases
+///   complete could be fooled; that many operations inside one CAS window is not a
+///   realistic schedule.
+/// - Generations wrap: after `2^31` uses of one slot its stamps repeat, so an id kept across
+///   that many reuses of its slot would match again. Ids are meant to be dropped long before.
+/// - [`len`](SlotTable::len) is a separate counter, incremented after a slot is taken and
+///   decremented after it is given back. Under concurrency it may lag the table by the
+///   operations in flight, but it never leaves `0..=capacity` (a slot's decrement always
+///   happens after its increment, and its next increment after that).
+/// - A value returned by `get` stays valid memory for the table's lifetime (values are never
+///   dropped early), but the slot may be released and reused right after `get` returns:
+///   `get` tells whether the id was live at one instant; holders that need longer keep their
+///   own reference counts.
+///
+/// # Examples
+///
+/// ```
+/// use core::sync::atomic::{AtomicU32, Ordering};
+/// use errand_core::{Entry, SlotTable};
+///
+/// // Four slots, each holding a counter built from its index.
+/// let table: SlotTable<AtomicU32, [Entry<AtomicU32>; 4]> =
+///     SlotTable::new(|index| AtomicU32::new(index as u32));
+///
+/// let (id, counter) = table.acquire().unwrap();
+/// counter.store(42, Ordering::Relaxed);
+/// assert_eq!(table.get(id).unwrap().load(Ordering::Relaxed), 42);
+/// assert_eq!(table.len(), 1);
+///
+/// table.release(id).unwrap();
+/// // The old id never reaches the slot again, even once it is reused.
+/// assert!(table.get(id).is_none());
+/// assert!(table.release(id).is_err());
+/// let (again, _) = table.acquire().unwrap();
+/// assert_eq!(again.index(), id.index());
+/// assert_ne!(again, id);
+/// assert!(table.get(id).is_none());
+/// ```
+pub struct SlotTable<T, S: Storage<Entry<T>>> {
+    entries: S,
+    /// Free-list head: index of the first free slot (or `NIL`) and the ABA tag (rule 4).
+    head: CachePadded<AtomicUsize>,
+    /// Slots in use, updated after each acquire and release.
+    len: CachePadded<AtomicUsize>,
+    _value: PhantomData<T>,
+}
+
+impl<T, const N: usize> SlotTable<T, [Entry<T>; N]> {
+    /// Builds a table of `N` inline slots, calling `init(index)` for each slot's value.
+    ///
+    /// # Panics
+    ///
+    /// If `N` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY).
+    #[must_use]
+    pub fn new(mut init: impl FnMut(usize) -> T) -> Self {
+        assert_capacity(N);
+        Self::from_entries(crate::storage::array_from_fn(|index| {
+            Entry::new(index, N, init(index))
+        }))
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> SlotTable<T, alloc::boxed::Box<[Entry<T>]>> {
+    /// Builds a table of `capacity` slots on the heap, calling `init(index)` for each slot's
+    /// value. This is the table's only allocation.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY).
+    #[must_use]
+    pub fn with_capacity(capacity: usize, mut init: impl FnMut(usize) -> T) -> Self {
+        assert_capacity(capacity);
+        Self::from_entries(crate::storage::boxed_from_fn(capacity, |index| {
+            Entry::new(index, capacity, init(index))
+        }))
+    }
+}
+
+/// Checks the capacity limit stated on [`SlotTable`] (`# Limits`).
+fn assert_capacity(capacity: usize) {
+    assert!(
+        capacity <= NIL,
+        "slot table capacity {capacity} exceeds the maximum {NIL} on this target"
+    );
+}
+
+impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
+    /// The largest capacity a table can have on this target: `2^32 - 1` with 64-bit
+    /// pointers, `65535` with 32-bit ones (see `# Limits` on [`SlotTable`]).
+    pub const MAX_CAPACITY: usize = NIL;
+
+    fn from_entries(entries: S) -> Self {
+        let first = if entries.cells().is_empty() { NIL } else { 0 };
+        Self {
+            entries,
+            head: CachePadded::new(AtomicUsize::new(pack(first, 0))),
+            len: CachePadded::new(AtomicUsize::new(0)),
+            _value: PhantomData,
+        }
+    }
+
+    /// The number of slots.
+    #[inline]
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.entries.cells().len()
+    }
+
+    /// The number of slots in use. Exact when no acquire or release is in flight; otherwise
+    /// it may lag them (see `# Limits` on [`SlotTable`]).
+    #[inline]
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether no slot is in use (with the same caveat as [`len`](Self::len)).
+    #[inline]
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes a free slot, returning the id of this use of it and its value.
+    ///
+    /// Lock-free: it retries only when another thread's acquire or release won a race on
+    /// the free list. The value is the same `T` the slot held before: reset what needs
+    /// resetting.
+    ///
+    /// # Errors
+    ///
+    /// [`SlotsExhausted`] when every slot is in use.
+    pub fn acquire(&self) -> Result<(TaskId, &T), SlotsExhausted> {
+        let cells = self.entries.cells();
+        let mut head = self.head.load(Ordering::Acquire);
+        let index = loop {
+            let index = head_index(head);
+            let Some(entry) = cells.get(index) else {
+                return Err(SlotsExhausted {
+                    capacity: cells.len(),
+                });
+            };
+            // Relaxed: the Acquire load of `head` saw the push that linked this slot
+            // (rule 5); a newer `next` can only come from a reuse, which changes the tag and
+            // fails the CAS below (rule 4).
+            let next = entry.next.load(Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                pack(next, next_tag(head)),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break index,
+                Err(current) => head = current,
+            }
+        };
+        let entry = &cells[index];
+        // Rule 3: the slot is ours alone, so a plain load-and-store of the stamp is exact.
+        let generation = entry.stamp.load(Ordering::Relaxed).wrapping_add(1);
+        debug_assert!(generation % 2 == 1, "a free slot's stamp is even");
+        entry.stamp.store(generation, Ordering::Release);
+        self.len.fetch_add(1, Ordering::Relaxed);
+        Ok((TaskId::new(index_u32(index), generation), &entry.value))
+    }
+
+    /// Gives back the slot of `id`, ending this use: `get(id)` and `release(id)` fail from
+    /// now on, and the slot can be acquired again (under a new id).
+    ///
+    /// # Errors
+    ///
+    /// [`StaleId`] when `id` is not live: released already, from an earlier use of the slot,
+    /// or out of range. Nothing changes then: a double release is an error, never corruption.
+    pub fn release(&self, id: TaskId) -> Result<(), StaleId> {
+        let stale = StaleId { id };
+        let index = id.index() as usize;
+        let entry = self.entries.cells().get(index).ok_or(stale)?;
+        let generation = id.generation();
+        if generation % 2 == 0 {
+            // No live stamp is even (rule 1).
+            return Err(stale);
+        }
+        // Rule 2: exactly one release of a live id wins.
+        entry
+            .stamp
+            .compare_exchange(
+                generation,
+                generation.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .map_err(|_| stale)?;
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        // Push the slot on the free list (rule 4); only we write its `next` now (rule 3).
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            entry.next.store(head_index(head), Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                pack(index, next_tag(head)),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// The value of `id`'s slot, if `id` is live (its generation is the slot's current one).
+    ///
+    /// The answer holds at one instant: the slot may be released right after (see
+    /// `# Limits` on [`SlotTable`]).
+    #[inline]
+    #[must_use]
+    pub fn get(&self, id: TaskId) -> Option<&T> {
+        let entry = self.entries.cells().get(id.index() as usize)?;
+        (id.generation() % 2 == 1 && entry.stamp.load(Ordering::Acquire) == id.generation())
+            .then_some(&entry.value)
+    }
+
+    /// Whether `id` is live.
+    #[inline]
+    #[must_use]
+    pub fn contains(&self, id: TaskId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The live id at slot `index`, if that slot is in use; `None` if it is free or out of
+    /// range. Useful to structures that store bare slot indices (such as a timer wheel).
+    #[must_use]
+    pub fn id_at(&self, index: usize) -> Option<TaskId> {
+        let entry = self.entries.cells().get(index)?;
+        let stamp = entry.stamp.load(Ordering::Acquire);
+        (stamp % 2 == 1).then(|| TaskId::new(index_u32(index), stamp))
+    }
+}
+
+impl<T: fmt::Debug, S: Storage<Entry<T>>> fmt::Debug for SlotTable<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotTable")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(errand_loom)))]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    type Table<const N: usize> = SlotTable<usize, [Entry<usize>; N]>;
+
+    #[test]
+    fn hands_out_every_slot_once_then_exhausts() {
+        let table: Table<3> = SlotTable::new(|index| index * 10);
+        let mut ids = Vec::new();
+        for expected in 0..3 {
+            let (id, value) = table.acquire().unwrap();
+            assert_eq!(id.index() as usize, expected);
+            assert_eq!(*value, expected * 10);
+            ids.push(id);
+        }
+        assert_eq!(table.len(), 3);
+        let err = table.acquire().unwrap_err();
+        assert_eq!(err, SlotsExhausted { capacity: 3 });
+        assert_eq!(err.to_string(), "slots exhausted: all 3 slots are in use");
+        for id in ids {
+            table.release(id).unwrap();
+        }
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn stale_and_double_release_are_errors() {
+        let table: Table<2> = SlotTable::new(|index| index);
+        let (id, _) = table.acquire().unwrap();
+        table.release(id).unwrap();
+        assert_eq!(table.release(id), Err(StaleId { id }));
+        let (reused, _) = table.acquire().unwrap();
+        assert_eq!(reused.index(), id.index());
+        assert_eq!(reused.generation(), id.generation() + 2);
+        assert_eq!(table.release(id), Err(StaleId { id }));
+        assert!(table.get(id).is_none());
+        assert_eq!(table.get(reused), Some(&0));
+        assert_eq!(table.id_at(0), Some(reused));
+        assert_eq!(table.id_at(1), None);
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn foreign_ids_are_rejected() {
+        let table: Table<2> = SlotTable::new(|index| index);
+        let (id, _) = table.acquire().unwrap();
+        for bad in [
+            TaskId::new(2, 1),
+            TaskId::new(u32::MAX, 1),
+            TaskId::new(0, 0),
+            TaskId::new(0, 3),
+        ] {
+            assert!(table.get(bad).is_none());
+            assert_eq!(table.release(bad), Err(StaleId { id: bad }));
+        }
+        assert!(table.contains(id));
+        assert_eq!(
+            StaleId {
+                id: TaskId::new(2, 1)
+            }
+            .to_string(),
+            "stale task id t-2-1: slot 2 is not in this use"
+        );
+    }
+
+    #[test]
+    fn empty_table_is_always_exhausted() {
+        let table: Table<0> = SlotTable::new(|index| index);
+        assert_eq!(table.acquire().unwrap_err().capacity, 0);
+        assert_eq!(table.capacity(), 0);
+    }
+
+    #[test]
+    fn generation_wraps_and_stays_odd_when_live() {
+        let table: Table<1> = SlotTable::new(|index| index);
+        table.entries[0]
+            .stamp
+            .store(u32::MAX - 1, Ordering::Relaxed);
+        let (id, _) = table.acquire().unwrap();
+        assert_eq!(id.generation(), u32::MAX);
+        table.release(id).unwrap();
+        let (next, _) = table.acquire().unwrap();
+        assert_eq!(next.generation(), 1);
+        assert!(table.get(id).is_none());
+    }
+
+    #[test]
+    fn lifo_reuse_through_the_free_list() {
+        let table: Table<4> = SlotTable::new(|index| index);
+        let a = table.acquire().unwrap().0;
+        let b = table.acquire().unwrap().0;
+        table.release(a).unwrap();
+        table.release(b).unwrap();
+        assert_eq!(table.acquire().unwrap().0.index(), b.index());
+        assert_eq!(table.acquire().unwrap().0.index(), a.index());
+        assert_eq!(table.acquire().unwrap().0.index(), 2);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn boxed_storage_sized_at_run_time() {
+        let table = SlotTable::with_capacity(5, |index| index);
+        assert_eq!(table.capacity(), 5);
+        let ids: Vec<_> = (0..5).map(|_| table.acquire().unwrap().0).collect();
+        assert!(table.acquire().is_err());
+        for id in ids {
+            table.release(id).unwrap();
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds the maximum")]
+    fn capacity_above_the_limit_is_refused() {
+        assert_capacity(SlotTable::<u8, [Entry<u8>; 0]>::MAX_CAPACITY + 1);
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        let head = pack(NIL, usize::MAX >> INDEX_BITS);
+        assert_eq!(head_index(head), NIL);
+        assert_eq!(next_tag(head), 0);
+        assert_eq!(head_index(pack(7, 3)), 7);
+        assert_eq!(next_tag(pack(7, 3)), 4);
+    }
+}
