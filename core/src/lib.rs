@@ -50,5 +50,7 @@ mod backoff;
 mod budget;
 
 mod timer;
+pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 
 mod stats;
+

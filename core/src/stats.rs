@@ -1,1 +1,1 @@
-//! (being written)
+//! Statistics without allocation.
