@@ -53,4 +53,5 @@ mod timer;
 pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 
 mod stats;
+pub use stats::{Counter, Histogram, HistogramSnapshot};
 
