@@ -53,6 +53,12 @@
 //!    seen), and leaves the wheel as "fired" only from the ready list: nothing fires early.
 //!    By 3 and 4 every slot is emptied by the time `e` reaches its start `<= d`, and a
 //!    refiled entry goes to a strictly lower level: nothing is lost, nothing fires twice.
+//! 6. Every non-empty slot of level `L` starts before every non-empty slot of a level
+//!    above `L`: by 3, a slot of level `M > L` lies after `e`'s current `M`-slot, which
+//!    contains all of level `L`'s current rotation. So the earliest slot is the first set
+//!    bit of the lowest non-empty level, found in O(1) (checked in debug builds). Each
+//!    level-0 slot is one tick wide, so all its entries are due together when it is
+//!    reached.
 //!
 //! The module has no `unsafe` code.
 
@@ -90,7 +96,11 @@ pub struct TimerEntry {
 
 impl TimerEntry {
     /// An entry with no timer armed.
-    pub const VACANT: Self = Self { deadline: 0, next: NIL, prev: VACANT };
+    pub const VACANT: Self = Self {
+        deadline: 0,
+        next: NIL,
+        prev: VACANT,
+    };
 
     #[inline]
     fn is_pending(&self) -> bool {
@@ -230,7 +240,9 @@ impl TimerWheel<alloc::boxed::Box<[TimerEntry]>> {
             "timer wheel capacity {capacity} exceeds the maximum {}",
             Self::MAX_CAPACITY
         );
-        Self::from_storage(crate::storage::boxed_from_fn(capacity, |_| TimerEntry::VACANT))
+        Self::from_storage(crate::storage::boxed_from_fn(capacity, |_| {
+            TimerEntry::VACANT
+        }))
     }
 }
 
@@ -283,7 +295,10 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
     /// Whether `index` has a pending timer (false for an index out of range).
     #[inline]
     pub fn is_pending(&self, index: usize) -> bool {
-        self.entries.cells().get(index).is_some_and(TimerEntry::is_pending)
+        self.entries
+            .cells()
+            .get(index)
+            .is_some_and(TimerEntry::is_pending)
     }
 
     /// The deadline of `index`'s pending timer, if it has one.
@@ -305,7 +320,11 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
     pub fn insert(&mut self, index: usize, deadline: u64) -> Result<Option<u64>, TimerInsertError> {
         let capacity = self.capacity();
         if index >= capacity {
-            return Err(TimerInsertError { index, deadline, capacity });
+            return Err(TimerInsertError {
+                index,
+                deadline,
+                capacity,
+            });
         }
         let old = self.unlink(index);
         if old.is_none() {
@@ -335,7 +354,7 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
     /// [`now`](Self::now). It may be earlier than every deadline: it is then the start of a
     /// slot whose timers must be refiled, and a [`poll`](Self::poll) at that tick fires
     /// nothing and moves this value forward (at most 10 times per timer). If some timer
-    /// is already due, it is `now()`. Cost: O(levels in use), no scanning.
+    /// is already due, it is `now()`. Cost: O(1).
     pub fn next_deadline(&self) -> Option<u64> {
         if self.heads[READY] != NIL {
             return Some(self.elapsed);
@@ -387,32 +406,56 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
         fired
     }
 
-    /// The earliest non-empty wheel slot: `(level, slot, start tick)`.
+    /// The earliest non-empty wheel slot: `(level, slot, start tick)`. O(1).
+    ///
+    /// It is the first non-empty slot of the lowest non-empty level (invariant 6).
+    #[inline]
     fn next_expiration(&self) -> Option<(usize, usize, u64)> {
-        let mut best: Option<(usize, usize, u64)> = None;
-        let mut levels = self.level_mask;
-        while levels != 0 {
-            let level = levels.trailing_zeros() as usize;
-            levels &= levels - 1;
-            let shift = SLOT_BITS * level as u32;
-            let current = (self.elapsed >> shift) as usize & (SLOTS - 1);
-            // Invariant 3: no occupied slot lies below the current one.
-            debug_assert_eq!(self.occupied[level] & ((1u64 << current) - 1), 0);
-            let slot = self.occupied[level].trailing_zeros() as usize;
-            let tick = rotation_start(self.elapsed, level) + ((slot as u64) << shift);
-            if best.is_none_or(|(_, _, t)| tick < t) {
-                best = Some((level, slot, tick));
+        if self.level_mask == 0 {
+            return None;
+        }
+        let level = self.level_mask.trailing_zeros() as usize;
+        let found = self.slot_expiration(level);
+        #[cfg(debug_assertions)]
+        for higher in level + 1..LEVELS {
+            if self.occupied[higher] != 0 {
+                debug_assert!(self.slot_expiration(higher).2 > found.2, "invariant 6");
             }
         }
-        best
+        Some(found)
+    }
+
+    /// The first non-empty slot of non-empty `level` and its start tick.
+    #[inline]
+    fn slot_expiration(&self, level: usize) -> (usize, usize, u64) {
+        let shift = SLOT_BITS * level as u32;
+        let slot = self.occupied[level].trailing_zeros() as usize;
+        // Invariant 3: no occupied slot lies below the current one.
+        debug_assert!(
+            slot >= (self.elapsed >> shift) as usize & (SLOTS - 1),
+            "invariant 3"
+        );
+        (
+            level,
+            slot,
+            rotation_start(self.elapsed, level) + ((slot as u64) << shift),
+        )
     }
 
     /// Empties slot `(level, slot)`, whose start is now, refiling each entry.
     fn refile_slot(&mut self, level: usize, slot: usize) {
         let id = level * SLOTS + slot;
-        let mut index = self.heads[id];
+        let first = self.heads[id];
         self.heads[id] = NIL;
         self.clear_bit(level, slot);
+        if level == 0 && self.heads[READY] == NIL {
+            // A level-0 slot is one tick wide: every entry in it is due now. Splice the
+            // whole list onto the (empty) ready list in O(1).
+            self.heads[READY] = first;
+            self.entries.cells_mut()[first as usize].prev = HEAD_BASE + READY as u32;
+            return;
+        }
+        let mut index = first;
         while index != NIL {
             let next = self.entries.cells()[index as usize].next;
             self.file(index as usize);
@@ -449,7 +492,11 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
     #[inline]
     fn unlink(&mut self, index: usize) -> Option<u64> {
         let entries = self.entries.cells_mut();
-        let TimerEntry { deadline, next, prev } = entries[index];
+        let TimerEntry {
+            deadline,
+            next,
+            prev,
+        } = entries[index];
         if prev == VACANT {
             return None;
         }
@@ -483,7 +530,11 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
 #[inline]
 fn rotation_start(tick: u64, level: usize) -> u64 {
     let shift = SLOT_BITS * (level as u32 + 1);
-    if shift >= 64 { 0 } else { tick >> shift << shift }
+    if shift >= 64 {
+        0
+    } else {
+        tick >> shift << shift
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@ use proptest::prelude::*;
 /// Samples spread over many orders of magnitude: a random bit length, then random bits.
 fn sample() -> impl Strategy<Value = u64> {
     prop_oneof![
-        (0u32..=64, any::<u64>()).prop_map(|(bits, v)| if bits == 0 { 0 } else { v >> (64 - bits) }),
+        (0u32..=64, any::<u64>()).prop_map(|(bits, v)| if bits == 0 {
+            0
+        } else {
+            v >> (64 - bits)
+        }),
         0u64..40,
         1_000u64..2_000_000,
     ]

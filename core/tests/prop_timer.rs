@@ -15,9 +15,17 @@ const CAP: usize = 16;
 #[derive(Clone, Debug)]
 enum Op {
     /// Arm `index` at `now + delta` (saturating), or `now - back` when `back` is set.
-    Insert { index: usize, delta: u64, back: Option<u64> },
-    Cancel { index: usize },
-    Advance { delta: u64 },
+    Insert {
+        index: usize,
+        delta: u64,
+        back: Option<u64>,
+    },
+    Cancel {
+        index: usize,
+    },
+    Advance {
+        delta: u64,
+    },
     /// Advance exactly to `next_deadline()`.
     Sleep,
 }
@@ -50,7 +58,10 @@ fn check_next(wheel: &TimerWheel<[TimerEntry; CAP]>, model: &BTreeMap<usize, u64
         None => assert_eq!(wheel.next_deadline(), None),
         Some(&earliest) => {
             let next = wheel.next_deadline().expect("a timer is pending");
-            assert!(next >= now, "next_deadline {next} is in the past (now {now})");
+            assert!(
+                next >= now,
+                "next_deadline {next} is in the past (now {now})"
+            );
             assert!(
                 next <= earliest.max(now),
                 "next_deadline {next} later than earliest pending deadline {earliest} (now {now})"
@@ -60,19 +71,37 @@ fn check_next(wheel: &TimerWheel<[TimerEntry; CAP]>, model: &BTreeMap<usize, u64
 }
 
 /// Advances both to `target` and compares what fired.
-fn advance(wheel: &mut TimerWheel<[TimerEntry; CAP]>, model: &mut BTreeMap<usize, u64>, target: u64) {
+fn advance(
+    wheel: &mut TimerWheel<[TimerEntry; CAP]>,
+    model: &mut BTreeMap<usize, u64>,
+    target: u64,
+) {
     let before = wheel.now();
     let now = target.max(before);
     let mut fired = Vec::new();
     wheel.advance(target, |i| fired.push(i));
     assert_eq!(wheel.now(), now);
-    let due: BTreeSet<usize> = model.iter().filter(|&(_, &d)| d <= now).map(|(&i, _)| i).collect();
+    let due: BTreeSet<usize> = model
+        .iter()
+        .filter(|&(_, &d)| d <= now)
+        .map(|(&i, _)| i)
+        .collect();
     let fired_set: BTreeSet<usize> = fired.iter().copied().collect();
-    assert_eq!(fired_set.len(), fired.len(), "a timer fired twice: {fired:?}");
-    assert_eq!(fired_set, due, "fired set differs from due set at now {now}");
+    assert_eq!(
+        fired_set.len(),
+        fired.len(),
+        "a timer fired twice: {fired:?}"
+    );
+    assert_eq!(
+        fired_set, due,
+        "fired set differs from due set at now {now}"
+    );
     // Timers come out in the order they became due.
     let keys: Vec<u64> = fired.iter().map(|i| model[i].max(before)).collect();
-    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "out of order: {keys:?}");
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "out of order: {keys:?}"
+    );
     for i in &fired {
         model.remove(i);
     }
@@ -93,7 +122,10 @@ fn run(ops: &[Op]) {
                     Ok(old) => assert_eq!(old, model.insert(index, deadline)),
                     Err(e) => {
                         assert!(index >= CAP);
-                        assert_eq!((e.index(), e.deadline(), e.capacity()), (index, deadline, CAP));
+                        assert_eq!(
+                            (e.index(), e.deadline(), e.capacity()),
+                            (index, deadline, CAP)
+                        );
                     }
                 }
             }
@@ -157,10 +189,18 @@ proptest! {
 fn rearm_many_in_one_slot() {
     let mut ops = Vec::new();
     for index in 0..CAP {
-        ops.push(Op::Insert { index, delta: 5000, back: None });
+        ops.push(Op::Insert {
+            index,
+            delta: 5000,
+            back: None,
+        });
     }
     for index in (0..CAP).step_by(3) {
-        ops.push(Op::Insert { index, delta: 1 << 50, back: None });
+        ops.push(Op::Insert {
+            index,
+            delta: 1 << 50,
+            back: None,
+        });
     }
     ops.push(Op::Sleep);
     ops.push(Op::Advance { delta: 4999 });
