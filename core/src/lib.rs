@@ -54,4 +54,3 @@ pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 
 mod stats;
 pub use stats::{Counter, Histogram, HistogramSnapshot};
-

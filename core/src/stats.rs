@@ -133,7 +133,11 @@ fn bucket_high(index: usize) -> u64 {
 
 #[inline]
 fn bucket_width(index: usize) -> u64 {
-    if index < SUB { 1 } else { 1u64 << ((index / SUB) as u32 - 1) }
+    if index < SUB {
+        1
+    } else {
+        1u64 << ((index / SUB) as u32 - 1)
+    }
 }
 
 /// The value a snapshot reports for a sample in bucket `index` (its midpoint).
@@ -175,7 +179,9 @@ impl Histogram {
 
     /// An empty histogram.
     pub fn new() -> Self {
-        Self { buckets: core::array::from_fn(|_| AtomicUsize::new(0)) }
+        Self {
+            buckets: core::array::from_fn(|_| AtomicUsize::new(0)),
+        }
     }
 
     /// Records one sample of `ns` nanoseconds.
@@ -210,7 +216,9 @@ impl Default for Histogram {
 
 impl fmt::Debug for Histogram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Histogram").field("snapshot", &self.snapshot()).finish()
+        f.debug_struct("Histogram")
+            .field("snapshot", &self.snapshot())
+            .finish()
     }
 }
 
@@ -247,7 +255,10 @@ pub struct HistogramSnapshot {
 impl HistogramSnapshot {
     /// An empty snapshot.
     pub const fn new() -> Self {
-        Self { count: 0, buckets: [0; BUCKETS] }
+        Self {
+            count: 0,
+            buckets: [0; BUCKETS],
+        }
     }
 
     /// Number of samples.
@@ -333,11 +344,16 @@ impl HistogramSnapshot {
     /// The non-empty buckets in increasing order, as `(low, high, count)`: `count`
     /// samples lay in `low..=high`.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-        self.nonzero().map(|(index, count)| (bucket_low(index), bucket_high(index), count))
+        self.nonzero()
+            .map(|(index, count)| (bucket_low(index), bucket_high(index), count))
     }
 
     fn nonzero(&self) -> impl DoubleEndedIterator<Item = (usize, u64)> + '_ {
-        self.buckets.iter().enumerate().filter(|&(_, &c)| c != 0).map(|(i, &c)| (i, c))
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c != 0)
+            .map(|(i, &c)| (i, c))
     }
 }
 
@@ -435,7 +451,9 @@ mod serde_impl {
 
     impl<'de> Deserialize<'de> for HistogramSnapshot {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            let Repr { buckets: Buckets(buckets) } = Repr::deserialize(deserializer)?;
+            let Repr {
+                buckets: Buckets(buckets),
+            } = Repr::deserialize(deserializer)?;
             let count = buckets.iter().fold(0u64, |sum, &c| sum.saturating_add(c));
             Ok(HistogramSnapshot { count, buckets })
         }
@@ -468,7 +486,10 @@ mod tests {
             let (low, mid, high) = (bucket_low(i), bucket_mid(i), bucket_high(i));
             assert!(low <= mid && mid <= high);
             let spread = (mid - low).max(high - mid);
-            assert!(spread as u128 * 32 <= low as u128, "bucket {i}: {low}..={high}");
+            assert!(
+                spread as u128 * 32 <= low as u128,
+                "bucket {i}: {low}..={high}"
+            );
             if i < SUB {
                 assert_eq!((low, mid, high), (i as u64, i as u64, i as u64));
             }
@@ -478,7 +499,10 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(core::mem::size_of::<Histogram>(), 976 * core::mem::size_of::<usize>());
+        assert_eq!(
+            core::mem::size_of::<Histogram>(),
+            976 * core::mem::size_of::<usize>()
+        );
         assert_eq!(core::mem::size_of::<HistogramSnapshot>(), 7816);
     }
 
