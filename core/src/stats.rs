@@ -156,7 +156,8 @@ fn bucket_mid(index: usize) -> u64 {
 /// ```
 /// use errand_core::Histogram;
 ///
-/// let latency = Histogram::new();
+/// static LATENCY: Histogram = Histogram::new();
+/// let latency = &LATENCY;
 /// for ns in 1..=1000 {
 ///     latency.record(ns * 1_000); // 1 µs ..= 1 ms
 /// }
@@ -177,7 +178,16 @@ impl Histogram {
     /// Bound on the relative error of every reported value: `2^-(k+1) = 1/32`.
     pub const RELATIVE_ERROR: f64 = 1.0 / (2 * SUB) as f64;
 
+    /// An empty histogram (usable in a `static`).
+    #[cfg(not(errand_loom))]
+    pub const fn new() -> Self {
+        Self {
+            buckets: [const { AtomicUsize::new(0) }; BUCKETS],
+        }
+    }
+
     /// An empty histogram.
+    #[cfg(errand_loom)]
     pub fn new() -> Self {
         Self {
             buckets: core::array::from_fn(|_| AtomicUsize::new(0)),
