@@ -48,7 +48,7 @@ use core::fmt;
 use crate::sync::{AtomicUsize, Ordering};
 
 /// A pointer-width atomic event counter. Increments are `Relaxed`; it wraps modulo
-/// `2^32` on 32-bit targets (see the [module docs](self)).
+/// `2^32` on 32-bit targets such as `thumbv7em` (and modulo `2^64` on 64-bit ones).
 ///
 /// # Examples
 ///
@@ -149,7 +149,14 @@ fn bucket_mid(index: usize) -> u64 {
 /// A fixed-bucket log-linear latency histogram over `u64` nanoseconds.
 ///
 /// Recording is one `Relaxed` atomic add, from any number of threads; nothing allocates.
-/// Reported values are within 3.125 % of the truth (see the [module docs](self)).
+///
+/// Values `0..16` have exact buckets; each power of two `[2^e, 2^(e+1))` above is split
+/// into 16 linear sub-buckets (976 buckets in all, covering every `u64`). A snapshot reports
+/// a sample by its bucket's midpoint, so **every reported value `r` for a true value `v`
+/// satisfies `|r - v| <= v / 32`** (3.125 %): percentiles (nearest rank), min, max and mean
+/// alike. Each bucket is an `AtomicUsize` (it wraps after `2^32` samples in one bucket on
+/// 32-bit targets); `size_of::<Histogram>()` is 7808 bytes on 64-bit targets, 3904 on
+/// 32-bit.
 ///
 /// # Examples
 ///

@@ -86,7 +86,7 @@ const HEAD_BASE: u32 = u32::MAX - 1024;
 /// One timer's cell in a [`TimerWheel`]'s storage: its deadline and its list links.
 ///
 /// Opaque; build storage for a wheel with [`TimerWheel::new`] or
-/// [`TimerWheel::with_capacity`], or from [`TimerEntry::VACANT`].
+/// `TimerWheel::with_capacity` (feature `alloc`), or from [`TimerEntry::VACANT`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerEntry {
     deadline: u64,
@@ -155,7 +155,20 @@ impl core::error::Error for TimerInsertError {}
 /// A hierarchical timer wheel: at most one pending timer per slot index `0..capacity`.
 ///
 /// Single owner (`&mut self` for every change), no atomics, no allocation after
-/// construction. See the [module docs](self) for the layout and its invariants.
+/// construction.
+///
+/// - **Ticks** are abstract `u64`s; errand's engine uses 1 tick = 1 ms. Every `u64` is a
+///   valid deadline: 11 levels of 64 slots cover all of `u64`, so nothing is clamped and
+///   a timer moves between levels at most 10 times, however far `now` jumps.
+/// - **O(1)** [`insert`](Self::insert) (re-arms an index already pending),
+///   [`cancel`](Self::cancel) and [`next_deadline`](Self::next_deadline); firing costs
+///   O(1) per timer plus its moves between levels. Empty slots are skipped with per-level
+///   occupancy bitmaps: there is no per-tick loop.
+/// - **Exactly once, never early**: [`poll`](Self::poll) / [`advance`](Self::advance)
+///   fire each timer once, at the first call whose `now` has reached its deadline, in
+///   deadline order.
+/// - **Memory**: 16 bytes per index ([`MEMORY_PER_TIMER`](Self::MEMORY_PER_TIMER)) plus
+///   about 2.9 KiB for the wheel: 16 MB for one million timers.
 ///
 /// # Examples
 ///
