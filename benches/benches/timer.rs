@@ -63,6 +63,21 @@ impl BTreeTimers {
         self.queue.remove(&(old, index as u32));
         Some(old)
     }
+    fn next_deadline(&self) -> Option<u64> {
+        self.queue
+            .first_key_value()
+            .map(|(&(deadline, _), _)| deadline)
+    }
+    fn poll(&mut self, now: u64) -> Option<usize> {
+        let entry = self.queue.first_entry()?;
+        let (deadline, index) = *entry.key();
+        if deadline > now {
+            return None;
+        }
+        entry.remove();
+        self.deadlines[index as usize] = None;
+        Some(index as usize)
+    }
     fn advance(&mut self, now: u64, mut fire: impl FnMut(usize)) {
         while let Some(entry) = self.queue.first_entry() {
             let (deadline, index) = *entry.key();
@@ -233,6 +248,22 @@ fn bench_timer(c: &mut Criterion) {
                         let now = w.next_deadline().unwrap();
                         while let Some(i) = w.poll(now) {
                             w.insert(i, now + 1 + splitmix(s) % HOUR_MS).unwrap();
+                            ops += 1;
+                        }
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        group.bench_function(format!("tick_rearm/btree/{n}"), |b| {
+            b.iter_batched_ref(
+                || (filled_btree(&inp), 0x1234u64),
+                |(t, s)| {
+                    let mut ops = 0;
+                    while ops < n {
+                        let now = t.next_deadline().unwrap();
+                        while let Some(i) = t.poll(now) {
+                            t.insert(i, now + 1 + splitmix(s) % HOUR_MS);
                             ops += 1;
                         }
                     }
