@@ -46,9 +46,12 @@
 //!    `L`, and whose digit `L` is `s`, with `s >= digit_L(e)`. So the slot's start tick
 //!    (`e` with digits `L` and below replaced by `s, 0, …, 0`) is `>= e` once the slot is
 //!    in the future, and is `<= d` always.
-//! 4. `e` only moves forward, and only to the start tick of the earliest non-empty slot or
-//!    to a `now` passed to [`poll`](TimerWheel::poll) that is earlier than every non-empty
-//!    slot's start. Either way it passes no non-empty slot, which keeps 3 true.
+//! 4. `e` only moves forward, and only to: the start tick of the earliest non-empty slot;
+//!    a `now` passed to [`poll`](TimerWheel::poll) that is earlier than every non-empty
+//!    slot's start; or, when the earliest slot holds a *lone* entry whose deadline `d` is
+//!    `<= now` and `<=` the start of every other non-empty slot, to `d` (the entry then
+//!    goes straight to the ready list, skipping the levels below). Each way it passes no
+//!    non-empty slot, which keeps 3 true.
 //! 5. An entry enters the ready list only when `d <= e` (4 keeps `e <= ` the largest `now`
 //!    seen), and leaves the wheel as "fired" only from the ready list: nothing fires early.
 //!    By 3 and 4 every slot is emptied by the time `e` reaches its start `<= d`, and a
@@ -364,15 +367,47 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
     /// The earliest tick at which a pending timer may fire, `None` if none is pending.
     ///
     /// It is never later than the earliest pending deadline, and never earlier than
-    /// [`now`](Self::now). It may be earlier than every deadline: it is then the start of a
-    /// slot whose timers must be refiled, and a [`poll`](Self::poll) at that tick fires
-    /// nothing and moves this value forward (at most 10 times per timer). If some timer
-    /// is already due, it is `now()`. Cost: O(1).
+    /// [`now`](Self::now). If some timer is already due, it is `now()`. It is the earliest
+    /// deadline itself when the earliest slot holds one timer (the common case when timers
+    /// are sparse); otherwise it may be earlier than every deadline: it is then the start
+    /// of a slot whose timers must be refiled, and a [`poll`](Self::poll) at that tick
+    /// fires nothing and moves this value forward (at most 10 times per timer).
+    /// Cost: O(1).
     pub fn next_deadline(&self) -> Option<u64> {
         if self.heads[READY] != NIL {
             return Some(self.elapsed);
         }
-        self.next_expiration().map(|(_, _, tick)| tick)
+        let (level, slot, tick) = self.next_expiration()?;
+        Some(self.lone_deadline(level, slot).unwrap_or(tick))
+    }
+
+    /// If slot `(level, slot)` (the earliest) holds a single entry whose deadline is no
+    /// later than the start of every other non-empty slot, that deadline (invariant 4).
+    #[inline]
+    fn lone_deadline(&self, level: usize, slot: usize) -> Option<u64> {
+        if level == 0 {
+            return None;
+        }
+        let head = self.heads[level * SLOTS + slot];
+        let entry = &self.entries.cells()[head as usize];
+        if entry.next != NIL {
+            return None;
+        }
+        // The earliest other non-empty slot (invariant 6): the next one on this level,
+        // else the first one of the lowest non-empty level above.
+        let rest = self.occupied[level] & !(1u64 << slot);
+        let other = if rest != 0 {
+            let shift = SLOT_BITS * level as u32;
+            rotation_start(self.elapsed, level) + (u64::from(rest.trailing_zeros()) << shift)
+        } else {
+            let above = self.level_mask & !((2u16 << level) - 1);
+            if above == 0 {
+                u64::MAX
+            } else {
+                self.slot_expiration(above.trailing_zeros() as usize).2
+            }
+        };
+        (entry.deadline <= other).then_some(entry.deadline)
     }
 
     /// Fires one due timer: advances the wheel towards `now` and returns the index of a
@@ -396,8 +431,20 @@ impl<S: Storage<TimerEntry>> TimerWheel<S> {
                 Some((level, slot, tick)) if tick <= now => {
                     // Invariant 4: `tick` is the earliest non-empty slot's start, >= e.
                     debug_assert!(tick >= self.elapsed);
-                    self.elapsed = tick;
-                    self.refile_slot(level, slot);
+                    match self.lone_deadline(level, slot) {
+                        Some(deadline) if deadline <= now => {
+                            // Invariant 4, lone entry: e moves to its deadline, no further
+                            // than any other non-empty slot, and it becomes due.
+                            let index = self.heads[level * SLOTS + slot] as usize;
+                            self.unlink(index);
+                            self.elapsed = deadline;
+                            self.file(index);
+                        }
+                        _ => {
+                            self.elapsed = tick;
+                            self.refile_slot(level, slot);
+                        }
+                    }
                 }
                 _ => {
                     // Invariant 4: every non-empty slot starts after `now`.
@@ -581,6 +628,28 @@ mod tests {
         assert!(wheel.is_empty());
         assert_eq!(wheel.next_deadline(), None);
         assert_eq!(wheel.now(), 4097);
+    }
+
+    #[test]
+    fn lone_timer_wakes_once_at_its_deadline() {
+        let mut wheel: TimerWheel<[TimerEntry; 2]> = TimerWheel::new();
+        wheel.insert(0, 1_000_000).unwrap();
+        assert_eq!(wheel.next_deadline(), Some(1_000_000));
+        assert_eq!(wheel.poll(999_999), None);
+        assert_eq!(wheel.poll(1_000_000), Some(0));
+        // Two in one slot: the slot start comes first, then the exact deadlines.
+        wheel.insert(0, 1_000_000 + 4096 + 7).unwrap();
+        wheel.insert(1, 1_000_000 + 4096 + 9).unwrap();
+        let mut wakeups = 0;
+        while wheel.next_deadline() != Some(1_004_103) {
+            let wake = wheel.next_deadline().unwrap();
+            assert!(wake < 1_004_103);
+            assert_eq!(wheel.poll(wake), None);
+            wakeups += 1;
+        }
+        assert!(wakeups <= 2, "{wakeups} cascade wake-ups");
+        assert_eq!(drain(&mut wheel, 1_004_103), [0]);
+        assert_eq!(wheel.next_deadline(), Some(1_004_105));
     }
 
     #[test]
