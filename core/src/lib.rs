@@ -53,5 +53,7 @@ mod backoff;
 mod budget;
 
 mod timer;
+pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 
 mod stats;
+pub use stats::{Counter, Histogram, HistogramSnapshot};
