@@ -49,8 +49,15 @@ mod state;
 pub use state::{Event, InvalidTransition, State, StateCell, Transition, transition};
 
 mod backoff;
+pub use backoff::{
+    Backoff, InvalidPolicy, InvalidPolicyKind, Jitter, MAX_MULTIPLIER, RandomSource, RetryDecision,
+    RetryPolicy, RetryPolicyBuilder, SplitMix64,
+};
 
 mod budget;
+#[cfg(feature = "alloc")]
+pub use budget::OwnedReservation;
+pub use budget::{BudgetExceeded, BudgetSnapshot, MemoryBudget, Reservation};
 
 mod timer;
 pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
