@@ -226,9 +226,13 @@ impl RetryPolicy {
 impl Default for RetryPolicy {
     /// The builder's defaults: 3 retries, 1 s, ×2, capped at 1 h, no jitter.
     fn default() -> Self {
-        match RetryPolicyBuilder::new().build() {
-            Ok(policy) => policy,
-            Err(_) => Self::none(),
+        // The builder's defaults, already valid (pinned by a unit test).
+        Self {
+            max_retries: 3,
+            initial_ns: 1_000_000_000,
+            multiplier_fx: 2 << 32,
+            max_delay_ns: 3_600_000_000_000,
+            jitter: Jitter::None,
         }
     }
 }
@@ -662,6 +666,11 @@ mod tests {
         );
         assert!(b.multiplier(1.0).build().is_ok());
         assert!(b.multiplier(MAX_MULTIPLIER).build().is_ok());
+    }
+
+    #[test]
+    fn default_is_the_builders_default() {
+        assert_eq!(Ok(RetryPolicy::default()), RetryPolicyBuilder::new().build());
     }
 
     #[test]
