@@ -36,12 +36,16 @@ mod storage;
 pub use storage::Storage;
 
 mod priority;
+pub use priority::{Level, Priority};
 
 mod id;
 
 mod slab;
 
 mod queue;
+pub use queue::{InlinePriorityQueue, Mode, PriorityQueue, PushError, Slot};
+#[cfg(feature = "alloc")]
+pub use queue::BoxedPriorityQueue;
 
 mod state;
 
