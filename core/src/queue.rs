@@ -44,9 +44,9 @@
 //! 4. **Push sets.** After winning its `tail` CAS (and publishing the value), a push loads
 //!    the summary; only if its bit is clear does it `fetch_or` the bit. Pushes to a level
 //!    whose bit is already set write no shared word besides the ring's own.
-//! 5. **Pop clears, then re-checks.** Only a pop that found a ring empty clears its bit
-//!    (`fetch_and`), and right after it loads the ring's `head` and `tail`; if they differ
-//!    the pop sets the bit again.
+//! 5. **Pop clears, then re-checks.** Only a pop that found rings empty clears their bits
+//!    (one `fetch_and` for all of them), and right after it loads each such ring's `head`
+//!    and `tail`; if they differ the pop sets that bit again.
 //! 6. **Why 4 and 5 suffice.** The push does *CAS `tail`; load summary*, the clearing pop
 //!    does *clear summary; load `tail`*, all `SeqCst`. In the single total order of these
 //!    operations either the pop's `tail` load comes after the push's CAS (the pop sees the
@@ -460,14 +460,30 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                 }
                 return None;
             }
-            let level = match self.mode {
-                Mode::Strict => highest(bits),
-                Mode::Weighted => scheduled(bits, start),
+            // Probe the candidate levels in order; remember the ones found empty and clear
+            // their bits with one write afterwards.
+            let mut candidates = bits;
+            let mut empty = 0;
+            let found = loop {
+                let level = match self.mode {
+                    Mode::Strict => highest(candidates),
+                    Mode::Weighted => scheduled(candidates, start),
+                };
+                if let Some(item) = self.pop_ring(level) {
+                    break Some((item, Level::ALL[level]));
+                }
+                empty |= 1 << level;
+                candidates &= !(1 << level);
+                if candidates == 0 {
+                    break None;
+                }
             };
-            if let Some(item) = self.pop_ring(level) {
-                return Some((item, Level::ALL[level]));
+            if empty != 0 {
+                self.mark_empty(empty);
             }
-            self.mark_empty(level);
+            if found.is_some() {
+                return found;
+            }
         }
     }
 
@@ -480,13 +496,21 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
         }
     }
 
-    /// Rule 5: clear bit `level` after its ring was seen empty, then re-check the ring.
-    #[cold]
-    fn mark_empty(&self, level: usize) {
-        let bit = 1 << level;
-        self.summary.fetch_and(!bit, Ordering::SeqCst);
-        if !self.ring_seen_empty(level) {
-            self.summary.fetch_or(bit, Ordering::SeqCst);
+    /// Rule 5: clear the bits of `levels` (a mask) after their rings were seen empty, then
+    /// re-check those rings and set the bits of any that are not empty.
+    fn mark_empty(&self, levels: usize) {
+        self.summary.fetch_and(!levels, Ordering::SeqCst);
+        let mut refilled = 0;
+        let mut rest = levels;
+        while rest != 0 {
+            let level = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if !self.ring_seen_empty(level) {
+                refilled |= 1 << level;
+            }
+        }
+        if refilled != 0 {
+            self.summary.fetch_or(refilled, Ordering::SeqCst);
         }
     }
 

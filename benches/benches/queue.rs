@@ -1,0 +1,119 @@
+//! The priority queue against crossbeam's `ArrayQueue` (no priorities: the floor) and a
+//! `Mutex<BinaryHeap>` with the same priorities (the obvious alternative).
+//!
+//! - `queue/1thread`: one thread, push then pop, cycling through the four named priorities.
+//! - `queue/2threads`: two threads, each doing push+pop pairs with mixed priorities; the
+//!   reported time is per push+pop pair of the whole system (total throughput).
+//!
+//! `cargo bench -p errand-benches --bench queue -- queue/1thread`
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use crossbeam_queue::ArrayQueue;
+use errand_benches::MutexHeap;
+use errand_core::{BoxedPriorityQueue, Mode, Priority};
+
+const CAPACITY: usize = 1024;
+const PRIORITIES: [Priority; 4] = [Priority::LOW, Priority::NORMAL, Priority::HIGH, Priority::CRITICAL];
+
+/// What each subject does for one push+pop pair.
+trait Subject: Sync {
+    fn pair(&self, item: u64, priority: Priority);
+}
+
+impl Subject for BoxedPriorityQueue<u64> {
+    #[inline]
+    fn pair(&self, item: u64, priority: Priority) {
+        let _ = black_box(self.push(item, priority));
+        black_box(self.pop());
+    }
+}
+
+/// errand with every item on one level: what the priorities cost on top of the rings.
+struct OneLevel(BoxedPriorityQueue<u64>);
+
+impl Subject for OneLevel {
+    #[inline]
+    fn pair(&self, item: u64, _priority: Priority) {
+        let _ = black_box(self.0.push(item, Priority::NORMAL));
+        black_box(self.0.pop());
+    }
+}
+
+impl Subject for ArrayQueue<u64> {
+    #[inline]
+    fn pair(&self, item: u64, _priority: Priority) {
+        let _ = black_box(self.push(item));
+        black_box(self.pop());
+    }
+}
+
+impl Subject for MutexHeap<u64> {
+    #[inline]
+    fn pair(&self, item: u64, priority: Priority) {
+        let _ = black_box(self.push(item, priority));
+        black_box(self.pop());
+    }
+}
+
+fn subjects() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn Subject>>)> {
+    vec![
+        ("errand_strict", Box::new(|| Box::new(BoxedPriorityQueue::<u64>::with_capacity(CAPACITY, Mode::Strict)))),
+        ("errand_weighted", Box::new(|| Box::new(BoxedPriorityQueue::<u64>::with_capacity(CAPACITY, Mode::Weighted)))),
+        ("errand_one_level", Box::new(|| Box::new(OneLevel(BoxedPriorityQueue::with_capacity(CAPACITY, Mode::Strict))))),
+        ("array_queue", Box::new(|| Box::new(ArrayQueue::<u64>::new(CAPACITY * 4)))),
+        ("mutex_heap", Box::new(|| Box::new(MutexHeap::<u64>::with_capacity(CAPACITY * 4)))),
+    ]
+}
+
+fn one_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("queue/1thread");
+    for (name, make) in subjects() {
+        let subject = make();
+        group.bench_function(name, |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                subject.pair(i, PRIORITIES[(i & 3) as usize]);
+                i = i.wrapping_add(1);
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Two threads run `iters / 2` pairs each, starting together; returns the wall time.
+fn run_two(subject: &dyn Subject, iters: u64) -> Duration {
+    let per_thread = iters.div_ceil(2);
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        let worker = |t: u64| {
+            let barrier = &barrier;
+            move || {
+                barrier.wait();
+                let start = Instant::now();
+                for i in 0..per_thread {
+                    subject.pair(i, PRIORITIES[((i + t) & 3) as usize]);
+                }
+                start.elapsed()
+            }
+        };
+        let a = s.spawn(worker(0));
+        let b = s.spawn(worker(1));
+        a.join().unwrap().max(b.join().unwrap())
+    })
+}
+
+fn two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("queue/2threads");
+    for (name, make) in subjects() {
+        let subject = make();
+        group.bench_function(name, |b| b.iter_custom(|iters| run_two(&*subject, iters)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, one_thread, two_threads);
+criterion_main!(benches);
