@@ -420,11 +420,11 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                     return Err(PushError::Full(item));
                 }
                 spin_hint();
-                tail = ring.tail.load(Ordering::Relaxed);
+                tail = ring.tail.load(Ordering::SeqCst);
             } else {
                 // Another push moved `tail` on; catch up.
                 spin_hint();
-                tail = ring.tail.load(Ordering::Relaxed);
+                tail = ring.tail.load(Ordering::SeqCst);
             }
         }
     }
@@ -574,11 +574,11 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                     return None;
                 }
                 spin_hint();
-                head = ring.head.load(Ordering::Relaxed);
+                head = ring.head.load(Ordering::SeqCst);
             } else {
                 // Another pop moved `head` on; catch up.
                 spin_hint();
-                head = ring.head.load(Ordering::Relaxed);
+                head = ring.head.load(Ordering::SeqCst);
             }
         }
     }
