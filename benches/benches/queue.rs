@@ -17,7 +17,12 @@ use errand_benches::MutexHeap;
 use errand_core::{BoxedPriorityQueue, Mode, Priority};
 
 const CAPACITY: usize = 1024;
-const PRIORITIES: [Priority; 4] = [Priority::LOW, Priority::NORMAL, Priority::HIGH, Priority::CRITICAL];
+const PRIORITIES: [Priority; 4] = [
+    Priority::LOW,
+    Priority::NORMAL,
+    Priority::HIGH,
+    Priority::CRITICAL,
+];
 
 /// What each subject does for one push+pop pair.
 trait Subject: Sync {
@@ -59,20 +64,44 @@ impl Subject for MutexHeap<u64> {
     }
 }
 
-fn subjects() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn Subject>>)> {
+/// The subjects, each freshly built, by name.
+fn subjects() -> Vec<(&'static str, Box<dyn Subject>)> {
     vec![
-        ("errand_strict", Box::new(|| Box::new(BoxedPriorityQueue::<u64>::with_capacity(CAPACITY, Mode::Strict)))),
-        ("errand_weighted", Box::new(|| Box::new(BoxedPriorityQueue::<u64>::with_capacity(CAPACITY, Mode::Weighted)))),
-        ("errand_one_level", Box::new(|| Box::new(OneLevel(BoxedPriorityQueue::with_capacity(CAPACITY, Mode::Strict))))),
-        ("array_queue", Box::new(|| Box::new(ArrayQueue::<u64>::new(CAPACITY * 4)))),
-        ("mutex_heap", Box::new(|| Box::new(MutexHeap::<u64>::with_capacity(CAPACITY * 4)))),
+        (
+            "errand_strict",
+            Box::new(BoxedPriorityQueue::<u64>::with_capacity(
+                CAPACITY,
+                Mode::Strict,
+            )),
+        ),
+        (
+            "errand_weighted",
+            Box::new(BoxedPriorityQueue::<u64>::with_capacity(
+                CAPACITY,
+                Mode::Weighted,
+            )),
+        ),
+        (
+            "errand_one_level",
+            Box::new(OneLevel(BoxedPriorityQueue::with_capacity(
+                CAPACITY,
+                Mode::Strict,
+            ))),
+        ),
+        (
+            "array_queue",
+            Box::new(ArrayQueue::<u64>::new(CAPACITY * 4)),
+        ),
+        (
+            "mutex_heap",
+            Box::new(MutexHeap::<u64>::with_capacity(CAPACITY * 4)),
+        ),
     ]
 }
 
 fn one_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue/1thread");
-    for (name, make) in subjects() {
-        let subject = make();
+    for (name, subject) in subjects() {
         group.bench_function(name, |b| {
             let mut i = 0u64;
             b.iter(|| {
@@ -108,8 +137,7 @@ fn run_two(subject: &dyn Subject, iters: u64) -> Duration {
 
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue/2threads");
-    for (name, make) in subjects() {
-        let subject = make();
+    for (name, subject) in subjects() {
         group.bench_function(name, |b| b.iter_custom(|iters| run_two(&*subject, iters)));
     }
     group.finish();

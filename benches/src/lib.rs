@@ -71,7 +71,10 @@ impl<T> MutexHeap<T> {
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         MutexHeap {
-            inner: Mutex::new(Inner { heap: BinaryHeap::with_capacity(capacity), next_seq: 0 }),
+            inner: Mutex::new(Inner {
+                heap: BinaryHeap::with_capacity(capacity),
+                next_seq: 0,
+            }),
             capacity,
         }
     }
@@ -88,7 +91,10 @@ impl<T> MutexHeap<T> {
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        inner.heap.push(Entry { key: (priority, Reverse(seq)), item });
+        inner.heap.push(Entry {
+            key: (priority, Reverse(seq)),
+            item,
+        });
         Ok(())
     }
 

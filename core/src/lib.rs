@@ -43,9 +43,9 @@ mod id;
 mod slab;
 
 mod queue;
-pub use queue::{InlinePriorityQueue, Mode, PriorityQueue, PushError, Slot};
 #[cfg(feature = "alloc")]
 pub use queue::BoxedPriorityQueue;
+pub use queue::{InlinePriorityQueue, Mode, PriorityQueue, PushError, Slot};
 
 mod state;
 

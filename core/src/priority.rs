@@ -142,7 +142,8 @@ impl Level {
     pub const COUNT: usize = 4;
 
     /// Every level, lowest first (so `Level::ALL[l.index()] == l`).
-    pub const ALL: [Level; Level::COUNT] = [Level::Low, Level::Normal, Level::High, Level::Critical];
+    pub const ALL: [Level; Level::COUNT] =
+        [Level::Low, Level::Normal, Level::High, Level::Critical];
 
     /// The level's position, `0` (low) to `3` (critical).
     #[inline]
@@ -254,7 +255,10 @@ mod tests {
     fn serde_round_trip() {
         let json = serde_json::to_string(&Priority::HIGH).unwrap();
         assert_eq!(json, "10");
-        assert_eq!(serde_json::from_str::<Priority>(&json).unwrap(), Priority::HIGH);
+        assert_eq!(
+            serde_json::from_str::<Priority>(&json).unwrap(),
+            Priority::HIGH
+        );
         let json = serde_json::to_string(&Level::Normal).unwrap();
         assert_eq!(serde_json::from_str::<Level>(&json).unwrap(), Level::Normal);
     }

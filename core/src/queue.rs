@@ -156,7 +156,10 @@ pub struct Slot<T> {
 
 impl<T> Slot<T> {
     fn new(index: usize) -> Self {
-        Slot { stamp: AtomicUsize::new(index), value: UnsafeCell::new(MaybeUninit::uninit()) }
+        Slot {
+            stamp: AtomicUsize::new(index),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
     }
 }
 
@@ -325,7 +328,10 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
     /// ```
     #[must_use]
     pub fn with_capacity(capacity_per_level: usize, mode: Mode) -> Self {
-        assert!(capacity_per_level > 0, "a priority queue level needs at least one slot");
+        assert!(
+            capacity_per_level > 0,
+            "a priority queue level needs at least one slot"
+        );
         assert!(
             capacity_per_level <= usize::MAX / 4,
             "priority queue capacity {capacity_per_level} per level is too large"
@@ -364,7 +370,11 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
     #[inline]
     fn next_pos(&self, pos: usize) -> usize {
         let index = pos & (self.one_lap - 1);
-        if index + 1 < self.cap { pos + 1 } else { (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap) }
+        if index + 1 < self.cap {
+            pos + 1
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
     }
 
     /// Pushes `item` onto the ring of `priority`'s level.
@@ -398,7 +408,12 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
             if stamp == tail {
                 // The slot is free for position `tail`: claim it.
                 let next = self.next_pos(tail);
-                match ring.tail.compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed) {
+                match ring.tail.compare_exchange_weak(
+                    tail,
+                    next,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => {
                         // SAFETY: we read stamp `tail` and won the CAS from `tail`, so the
                         // slot is ours and free (rule 1).
@@ -553,12 +568,18 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
             if stamp == head + 1 {
                 // The slot holds the value pushed at `head`: claim it.
                 let next = self.next_pos(head);
-                match ring.head.compare_exchange_weak(head, next, Ordering::SeqCst, Ordering::Relaxed) {
+                match ring.head.compare_exchange_weak(
+                    head,
+                    next,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => {
                         // SAFETY: we read stamp `head + 1` and won the CAS from `head`, so
                         // the value is initialised and ours alone (rule 2).
                         let item = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-                        slot.stamp.store(head.wrapping_add(self.one_lap), Ordering::Release);
+                        slot.stamp
+                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
                         return Some(item);
                     }
                     Err(current) => {
@@ -676,7 +697,11 @@ fn scheduled(bits: usize, start: usize) -> usize {
         if bits & (1 << level) != 0 {
             return level;
         }
-        turn = if turn + 1 == SCHEDULE.len() { 0 } else { turn + 1 };
+        turn = if turn + 1 == SCHEDULE.len() {
+            0
+        } else {
+            turn + 1
+        };
     }
 }
 
@@ -695,8 +720,14 @@ impl<T, S: Storage<Slot<T>>> Drop for PriorityQueue<T, S> {
                 let index = pos & (one_lap - 1);
                 // SAFETY: no push or pop is in flight, so every position from `head` to
                 // `tail` holds an initialised value, each visited once (rule 3).
-                slots[index].value.with_mut(|p| unsafe { (*p).assume_init_drop() });
-                pos = if index + 1 < cap { pos + 1 } else { (pos & !(one_lap - 1)).wrapping_add(one_lap) };
+                slots[index]
+                    .value
+                    .with_mut(|p| unsafe { (*p).assume_init_drop() });
+                pos = if index + 1 < cap {
+                    pos + 1
+                } else {
+                    (pos & !(one_lap - 1)).wrapping_add(one_lap)
+                };
             }
         }
     }
@@ -744,7 +775,13 @@ mod tests {
         let order: Vec<_> = core::iter::from_fn(|| q.pop()).collect();
         assert_eq!(
             order,
-            [(2, Level::High), (4, Level::High), (1, Level::Low), (3, Level::Low), (5, Level::Low)]
+            [
+                (2, Level::High),
+                (4, Level::High),
+                (1, Level::Low),
+                (3, Level::Low),
+                (5, Level::Low)
+            ]
         );
         assert!(q.is_empty());
     }
@@ -809,7 +846,10 @@ mod tests {
     #[test]
     fn error_and_debug() {
         let e = PushError::Full(5);
-        assert_eq!(std::format!("{e}"), "queue full: the item's level is at its capacity");
+        assert_eq!(
+            std::format!("{e}"),
+            "queue full: the item's level is at its capacity"
+        );
         assert_eq!(std::format!("{e:?}"), "Full(..)");
         assert_eq!(e.into_inner(), 5);
         let q = InlinePriorityQueue::<u8, 1>::new(Mode::Weighted);
@@ -827,7 +867,9 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..per {
                         let mut item = t * per + i;
-                        while let Err(PushError::Full(back)) = q.push(item, Priority((i % 25) as u8)) {
+                        while let Err(PushError::Full(back)) =
+                            q.push(item, Priority((i % 25) as u8))
+                        {
                             item = back;
                             std::thread::yield_now();
                         }

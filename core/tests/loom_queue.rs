@@ -67,7 +67,9 @@ fn one_producer_two_consumers_lose_nothing() {
                 thread::spawn(move || queue.pop())
             })
             .collect();
-        queue.push(2, Priority::NORMAL).unwrap_or_else(|e| panic!("{e:?}"));
+        queue
+            .push(2, Priority::NORMAL)
+            .unwrap_or_else(|e| panic!("{e:?}"));
         let mut got: Vec<u32> = Vec::new();
         for c in consumers {
             got.extend(c.join().unwrap().map(|(i, _)| i));
@@ -100,7 +102,11 @@ fn per_producer_fifo_within_a_level() {
         }
         got.extend(drain(&queue).into_iter().map(|(i, _)| i));
         for producer in [10, 20] {
-            let mine: Vec<_> = got.iter().copied().filter(|i| i / 10 == producer / 10).collect();
+            let mine: Vec<_> = got
+                .iter()
+                .copied()
+                .filter(|i| i / 10 == producer / 10)
+                .collect();
             assert_eq!(mine, [producer, producer + 1], "{got:?}");
         }
     });
@@ -160,7 +166,10 @@ fn bitmap_clear_races_a_push() {
         let push_done = pushed.load(Ordering::SeqCst);
         let second = queue.pop();
         if push_done {
-            assert!(first.is_some() || second.is_some(), "a completed push was stranded");
+            assert!(
+                first.is_some() || second.is_some(),
+                "a completed push was stranded"
+            );
         }
         pusher.join().unwrap();
         let mut got: Vec<_> = [first, second].into_iter().flatten().collect();
@@ -186,7 +195,10 @@ fn bitmap_clear_races_a_push_with_lower_level_busy() {
         pusher.join().unwrap();
         let mut got: Vec<_> = first.into_iter().collect();
         got.extend(drain(&queue));
-        assert!(got[0] == (1, Level::Critical) || got[0] == (5, Level::Low), "{got:?}");
+        assert!(
+            got[0] == (1, Level::Critical) || got[0] == (5, Level::Low),
+            "{got:?}"
+        );
         assert_eq!(sorted(got.into_iter().map(|(i, _)| i).collect()), [1, 5]);
     });
 }

@@ -23,7 +23,10 @@ struct Model {
 
 impl Model {
     fn new(capacity: usize) -> Self {
-        Model { levels: Default::default(), capacity }
+        Model {
+            levels: Default::default(),
+            capacity,
+        }
     }
 
     fn push(&mut self, item: u32, priority: Priority) -> Result<(), u32> {
@@ -36,7 +39,10 @@ impl Model {
     }
 
     fn pop_strict(&mut self) -> Option<(u32, Level)> {
-        Level::ALL.iter().rev().find_map(|&l| self.levels[l.index()].pop_front().map(|i| (i, l)))
+        Level::ALL
+            .iter()
+            .rev()
+            .find_map(|&l| self.levels[l.index()].pop_front().map(|i| (i, l)))
     }
 }
 
