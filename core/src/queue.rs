@@ -401,6 +401,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
         let ring = &self.rings[level];
         let slots = ring.slots.cells();
         let mut tail = ring.tail.load(Ordering::Relaxed);
+        let mut backoff = Backoff::new();
         loop {
             let index = tail & (self.one_lap - 1);
             let slot = &slots[index];
@@ -424,7 +425,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                     }
                     Err(current) => {
                         tail = current;
-                        spin_hint();
+                        backoff.spin();
                     }
                 }
             } else if stamp.wrapping_add(self.one_lap) == tail + 1 {
@@ -434,11 +435,11 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                 if head.wrapping_add(self.one_lap) == tail {
                     return Err(PushError::Full(item));
                 }
-                spin_hint();
+                backoff.spin();
                 tail = ring.tail.load(Ordering::SeqCst);
             } else {
                 // Another push moved `tail` on; catch up.
-                spin_hint();
+                backoff.spin();
                 tail = ring.tail.load(Ordering::SeqCst);
             }
         }
@@ -561,6 +562,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
         let ring = &self.rings[level];
         let slots = ring.slots.cells();
         let mut head = ring.head.load(Ordering::Relaxed);
+        let mut backoff = Backoff::new();
         loop {
             let index = head & (self.one_lap - 1);
             let slot = &slots[index];
@@ -584,7 +586,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                     }
                     Err(current) => {
                         head = current;
-                        spin_hint();
+                        backoff.spin();
                     }
                 }
             } else if stamp == head {
@@ -594,11 +596,11 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                 if tail == head {
                     return None;
                 }
-                spin_hint();
+                backoff.spin();
                 head = ring.head.load(Ordering::SeqCst);
             } else {
                 // Another pop moved `head` on; catch up.
-                spin_hint();
+                backoff.spin();
                 head = ring.head.load(Ordering::SeqCst);
             }
         }
@@ -678,6 +680,34 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
     #[must_use]
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+}
+
+/// Exponential backoff for a lost CAS or a wait on another thread: spinning longer after
+/// each failure keeps two cores from bouncing a contended cache line back and forth.
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// Up to `2^LIMIT` spin hints per wait.
+    const LIMIT: u32 = 6;
+
+    #[inline]
+    fn new() -> Self {
+        Backoff { step: 0 }
+    }
+
+    #[inline]
+    fn spin(&mut self) {
+        // Under loom each hint is a yield; one is enough to let other threads run.
+        let hints = if cfg!(errand_loom) { 1 } else { 1u32 << self.step };
+        for _ in 0..hints {
+            spin_hint();
+        }
+        if self.step < Self::LIMIT {
+            self.step += 1;
+        }
     }
 }
 
