@@ -44,9 +44,13 @@
 //! 4. **Push sets.** After winning its `tail` CAS (and publishing the value), a push loads
 //!    the summary; only if its bit is clear does it `fetch_or` the bit. Pushes to a level
 //!    whose bit is already set write no shared word besides the ring's own.
-//! 5. **Pop clears, then re-checks.** Only a pop that found rings empty clears their bits
-//!    (one `fetch_and` for all of them), and right after it loads each such ring's `head`
-//!    and `tail`; if they differ the pop sets that bit again.
+//! 5. **Pop clears, then re-checks.** A pop probes the rings whose bits it saw set, in
+//!    its mode's order, and takes the first item it finds, leaving any stale bits it
+//!    passed alone (clearing them would cost two writes of the shared summary per
+//!    empty/non-empty transition; an idle stale ring is cheap to probe). Only a pop that
+//!    found *every* ring whose bit it saw set empty clears those bits (one `fetch_and`),
+//!    and right after it loads each such ring's `head` and `tail`; if they differ the pop
+//!    sets that bit again.
 //! 6. **Why 4 and 5 suffice.** The push does *CAS `tail`; load summary*, the clearing pop
 //!    does *clear summary; load `tail`*, all `SeqCst`. In the single total order of these
 //!    operations either the pop's `tail` load comes after the push's CAS (the pop sees the
@@ -476,30 +480,20 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                 }
                 return None;
             }
-            // Probe the candidate levels in order; remember the ones found empty and clear
-            // their bits with one write afterwards.
+            // Probe the candidate levels in order; only if all of them are empty, clear
+            // their bits (rule 5) and look again.
             let mut candidates = bits;
-            let mut empty = 0;
-            let found = loop {
+            while candidates != 0 {
                 let level = match self.mode {
                     Mode::Strict => highest(candidates),
                     Mode::Weighted => scheduled(candidates, start),
                 };
                 if let Some(item) = self.pop_ring(level) {
-                    break Some((item, Level::ALL[level]));
+                    return Some((item, Level::ALL[level]));
                 }
-                empty |= 1 << level;
                 candidates &= !(1 << level);
-                if candidates == 0 {
-                    break None;
-                }
-            };
-            if empty != 0 {
-                self.mark_empty(empty);
             }
-            if found.is_some() {
-                return found;
-            }
+            self.mark_empty(bits);
         }
     }
 
@@ -701,7 +695,11 @@ impl Backoff {
     #[inline]
     fn spin(&mut self) {
         // Under loom each hint is a yield; one is enough to let other threads run.
-        let hints = if cfg!(errand_loom) { 1 } else { 1u32 << self.step };
+        let hints = if cfg!(errand_loom) {
+            1
+        } else {
+            1u32 << self.step
+        };
         for _ in 0..hints {
             spin_hint();
         }

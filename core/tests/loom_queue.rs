@@ -221,3 +221,27 @@ fn weighted_pop_races_push() {
         assert_eq!(sorted(got), [1, 2]);
     });
 }
+
+/// The summary race must not break strict order either: a high item whose push raced a
+/// clearing pop is still served before a low item pushed after it.
+#[test]
+fn bitmap_clear_race_keeps_strict_order() {
+    model(|| {
+        let queue = Arc::new(Queue::<1>::new(Mode::Strict));
+        // Leave the high bit set over an empty ring.
+        queue.push(0, Priority::HIGH).unwrap();
+        assert_eq!(queue.pop(), Some((0, Level::High)));
+        let pusher = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                queue.push(1, Priority::HIGH).unwrap();
+                queue.push(2, Priority::LOW).unwrap();
+            })
+        };
+        let first = queue.pop();
+        pusher.join().unwrap();
+        let mut got: Vec<_> = first.into_iter().collect();
+        got.extend(drain(&queue));
+        assert_eq!(got, [(1, Level::High), (2, Level::Low)]);
+    });
+}
