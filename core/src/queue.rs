@@ -716,21 +716,35 @@ fn highest(bits: usize) -> usize {
 }
 
 /// The first level on the weighted schedule from turn `start` whose bit is set in the
-/// non-zero `bits`.
+/// non-zero `bits`: one lookup in [`FIRST_SCHEDULED`].
 #[inline]
 fn scheduled(bits: usize, start: usize) -> usize {
-    let mut turn = start;
-    loop {
-        let level = SCHEDULE[turn] as usize;
-        if bits & (1 << level) != 0 {
-            return level;
+    FIRST_SCHEDULED[start][bits & (FULL_MASK)] as usize
+}
+
+/// Every summary value: one bit per level.
+const FULL_MASK: usize = (1 << Level::COUNT) - 1;
+
+/// `FIRST_SCHEDULED[turn][bits]`: the first level on [`SCHEDULE`], from `turn` on and
+/// wrapping around, whose bit is set in `bits` (entries for `bits == 0` are unused).
+const FIRST_SCHEDULED: [[u8; FULL_MASK + 1]; 36] = first_scheduled();
+
+const fn first_scheduled() -> [[u8; FULL_MASK + 1]; 36] {
+    let mut table = [[0u8; FULL_MASK + 1]; 36];
+    let mut start = 0;
+    while start < 36 {
+        let mut bits = 1;
+        while bits <= FULL_MASK {
+            let mut turn = start;
+            while bits & (1 << SCHEDULE[turn]) == 0 {
+                turn = (turn + 1) % 36;
+            }
+            table[start][bits] = SCHEDULE[turn];
+            bits += 1;
         }
-        turn = if turn + 1 == SCHEDULE.len() {
-            0
-        } else {
-            turn + 1
-        };
+        start += 1;
     }
+    table
 }
 
 impl<T, S: Storage<Slot<T>>> Drop for PriorityQueue<T, S> {
@@ -788,6 +802,19 @@ mod tests {
         // Smooth: critical never waits more than one turn in a row.
         for w in SCHEDULE.windows(3) {
             assert!(w.contains(&3), "{SCHEDULE:?}");
+        }
+    }
+
+    #[test]
+    fn first_scheduled_follows_the_schedule() {
+        for start in 0..36 {
+            for bits in 1..=FULL_MASK {
+                let expected = (0..36)
+                    .map(|k| SCHEDULE[(start + k) % 36] as usize)
+                    .find(|&l| bits & (1 << l) != 0)
+                    .unwrap();
+                assert_eq!(scheduled(bits, start), expected);
+            }
         }
     }
 
