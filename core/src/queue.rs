@@ -98,7 +98,9 @@ pub enum Mode {
     /// Levels take turns in proportion to their [`weight`](Level::weight)s (20:10:5:1), on
     /// a fixed, smoothly interleaved schedule of 36 turns. A turn whose level is empty goes
     /// to the next non-empty level on the schedule, so a pop never comes back empty while
-    /// any level holds items, and no level starves. Costs one shared counter per pop.
+    /// any level holds items, and no level starves. Costs one shared turn word per pop
+    /// (read and written, no locked instruction; two racing pops may share a turn, so
+    /// under concurrency the shares are approximate).
     Weighted,
 }
 
@@ -272,7 +274,7 @@ const fn weighted_schedule() -> [u8; 36] {
 pub struct PriorityQueue<T, S: Storage<Slot<T>>> {
     /// Bit `l` set: ring `l` may hold items (rules 4-7).
     summary: CachePadded<AtomicUsize>,
-    /// Weighted mode's turn counter; never touched in strict mode.
+    /// Weighted mode's next turn, `0..36`; never touched in strict mode.
     turn: CachePadded<AtomicUsize>,
     rings: [Ring<S>; Level::COUNT],
     /// Slots per ring.
@@ -470,7 +472,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
         // Weighted mode: where on the schedule this pop starts looking.
         let start = match self.mode {
             Mode::Strict => 0,
-            Mode::Weighted => self.turn.fetch_add(1, Ordering::Relaxed) % SCHEDULE.len(),
+            Mode::Weighted => self.next_turn(),
         };
         loop {
             let bits = self.summary.load(Ordering::SeqCst);
@@ -495,6 +497,23 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
             }
             self.mark_empty(bits);
         }
+    }
+
+    /// Weighted mode: takes the next turn of the schedule, `0..36`.
+    ///
+    /// A plain load and store rather than a read-modify-write (which costs a locked
+    /// instruction on every pop): two pops racing here may take the same turn, which only
+    /// nudges the schedule; with one consumer the order is exact.
+    #[inline]
+    fn next_turn(&self) -> usize {
+        let turn = self.turn.load(Ordering::Relaxed);
+        let next = if turn + 1 >= SCHEDULE.len() {
+            0
+        } else {
+            turn + 1
+        };
+        self.turn.store(next, Ordering::Relaxed);
+        turn
     }
 
     /// Rule 4: make sure bit `level` is set after a push to that ring.
