@@ -225,6 +225,16 @@ const fn weighted_schedule() -> [u8; 36] {
 /// [`PushError::Full`] (handing the item back) exactly when the ring of its level is full,
 /// whatever the other levels hold. Nothing allocates after construction.
 ///
+/// The queue is `Send` and `Sync` when `T: Send` (items move between threads, they are
+/// never shared), so a queue of `Rc`s stays on its thread:
+///
+/// ```compile_fail
+/// use errand_core::{InlinePriorityQueue, Mode};
+///
+/// fn shareable<Q: Sync>(_: &Q) {}
+/// shareable(&InlinePriorityQueue::<std::rc::Rc<u8>, 1>::new(Mode::Strict));
+/// ```
+///
 /// `S` is where each ring keeps its slots: `[Slot<T>; N]` inline (see
 /// [`InlinePriorityQueue`], built by [`new`](Self::new)) or, with feature `alloc`,
 /// `Box<[Slot<T>]>` (see [`BoxedPriorityQueue`], built by
@@ -282,7 +292,9 @@ pub struct PriorityQueue<T, S: Storage<Slot<T>>> {
     /// The smallest power of two greater than `cap`.
     one_lap: usize,
     mode: Mode,
-    _items: PhantomData<T>,
+    /// The items live in `S`; this only names `T` (and, unlike `PhantomData<T>`, does not
+    /// make the queue `!Sync` for a `T: Send + !Sync`: the queue shares no `&T`).
+    _items: PhantomData<fn() -> T>,
 }
 
 /// A [`PriorityQueue`] with `N` slots per level stored inline (no heap).
@@ -822,6 +834,14 @@ mod tests {
         for w in SCHEDULE.windows(3) {
             assert!(w.contains(&3), "{SCHEDULE:?}");
         }
+    }
+
+    #[test]
+    fn send_and_sync_need_only_send_items() {
+        fn shareable<Q: Send + Sync>() {}
+        // `Cell` is `Send` but not `Sync`: a queue of them still crosses threads.
+        shareable::<InlinePriorityQueue<core::cell::Cell<u8>, 1>>();
+        shareable::<BoxedPriorityQueue<std::vec::Vec<u8>>>();
     }
 
     #[test]
