@@ -65,9 +65,15 @@
 //!    another pop sits between its clear and its re-check (rule 5).
 //!
 //! A pop whose ring has a reserved slot (a push between its `tail` CAS and its stamp
-//! store) waits for that push with [`spin_hint`](crate::sync::spin_hint), as crossbeam's
-//! `ArrayQueue` does: that item's push has not completed, but later ones in the same ring
-//! may have, and FIFO order forbids skipping it.
+//! store) waits for that push, spinning with exponential backoff (`crate::sync::spin_hint`,
+//! a yield under loom), as crossbeam's `ArrayQueue` does: that item's push has not
+//! completed, but later ones in the same ring may have, and FIFO order forbids skipping it.
+//! A push that finds the slot of the previous lap still being emptied waits the same way
+//! rather than report `Full`.
+//!
+//! Positions wrap around `usize`; on a 32-bit target a thread stalled inside one operation
+//! while about 2^32 / `one_lap` laps pass could in theory be fooled by a recycled position
+//! (the same bound as crossbeam's `ArrayQueue`).
 
 use core::fmt;
 use core::marker::PhantomData;
