@@ -49,8 +49,9 @@ impl Priority {
     /// Work that overtakes everything else: 20.
     pub const CRITICAL: Priority = Priority(20);
 
-    /// The queue level this priority is served from (see the [module docs](self) for the
-    /// table): `0..=2` low, `3..=7` normal, `8..=14` high, `15..=255` critical.
+    /// The queue level this priority is served from: `0..=2` low, `3..=7` normal,
+    /// `8..=14` high, `15..=255` critical (monotonic, and each named priority on its own
+    /// level).
     #[inline]
     #[must_use]
     pub const fn level(self) -> Level {
