@@ -41,6 +41,7 @@ mod storage;
 pub use storage::Storage;
 
 mod priority;
+pub use priority::{Level, Priority};
 
 mod id;
 pub use id::{ParseTaskIdError, ParseTaskIdErrorKind, TaskId};
@@ -49,6 +50,9 @@ mod slab;
 pub use slab::{Entry, SlotTable, SlotsExhausted, StaleId};
 
 mod queue;
+#[cfg(feature = "alloc")]
+pub use queue::BoxedPriorityQueue;
+pub use queue::{InlinePriorityQueue, Mode, PriorityQueue, PushError, Slot};
 
 mod state;
 pub use state::{Event, InvalidTransition, State, StateCell, Transition, transition};
