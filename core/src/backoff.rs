@@ -670,7 +670,10 @@ mod tests {
 
     #[test]
     fn default_is_the_builders_default() {
-        assert_eq!(Ok(RetryPolicy::default()), RetryPolicyBuilder::new().build());
+        assert_eq!(
+            Ok(RetryPolicy::default()),
+            RetryPolicyBuilder::new().build()
+        );
     }
 
     #[test]

@@ -108,9 +108,8 @@ fn queue_allocates_nothing_after_construction() {
 
 #[test]
 fn slot_table_and_state_cells_allocate_nothing() {
-    let table = SlotTable::<StateCell, Box<[_]>>::with_capacity(128, |_| {
-        StateCell::new(State::Queued)
-    });
+    let table =
+        SlotTable::<StateCell, Box<[_]>>::with_capacity(128, |_| StateCell::new(State::Queued));
     let n = allocations_during(|| {
         for _ in 0..100 {
             let mut ids = [None; 128];

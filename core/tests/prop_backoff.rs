@@ -63,7 +63,6 @@ proptest! {
                 Jitter::Full => (0, t),
                 Jitter::Equal => (t / 2, t),
                 Jitter::Decorrelated => (initial.min(cap), previous.saturating_mul(3).max(initial).min(cap)),
-                _ => unreachable!(),
             };
             prop_assert!(low <= d && d <= high, "retry {retry}: {d} not in {low}..={high}");
             prop_assert!(d <= cap);

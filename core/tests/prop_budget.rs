@@ -51,7 +51,7 @@ proptest! {
                     live[i].shrink(n);
                     prop_assert_eq!(live[i].bytes(), before.saturating_sub(n));
                 }
-                Op::Drop(i) if !live.is_empty() => { let i = i % live.len(); live.swap_remove(i); }
+                Op::Drop(i) if !live.is_empty() => { let i = i % live.len(); drop(live.swap_remove(i)); }
                 _ => {}
             }
             let used: usize = live.iter().map(|r| r.bytes()).sum();
