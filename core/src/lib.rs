@@ -73,3 +73,6 @@ pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 
 mod stats;
 pub use stats::{Counter, Histogram, HistogramSnapshot};
+
+#[cfg(all(feature = "std", not(errand_loom)))]
+pub mod engine;

@@ -1,0 +1,67 @@
+//! errand on plain OS threads.
+//!
+//! Each worker is an OS thread running the engine's worker loop
+//! ([`Driver::run_blocking`](errand_core::engine::Driver::run_blocking)): blocking tasks run
+//! on it, async tasks are polled on it (the thread parks while their future is pending),
+//! and an idle worker sleeps on an event until work arrives. Everything else — queues,
+//! priorities, cancellation, results, shutdown — is the engine's, shared with every other
+//! errand adapter.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use errand_threads::{BoxError, Priority, Task};
+//!
+//! let manager = errand_threads::builder().workers(2).build().unwrap();
+//!
+//! let handle = manager
+//!     .submit(Task::new(|ctx| {
+//!         ctx.progress(50.0, "halfway")?;
+//!         Ok::<_, BoxError>(21 * 2)
+//!     }).priority(Priority::HIGH))
+//!     .unwrap();
+//! assert_eq!(handle.wait().unwrap(), 42);
+//!
+//! let report = manager.shutdown(Duration::from_secs(5));
+//! assert!(report.completed);
+//! ```
+//!
+//! # Ctrl-C / SIGTERM
+//!
+//! Install a signal handler with the crate of your choice (for example `ctrlc` or
+//! `signal-hook`); in it, or in the thread it wakes, call
+//! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) with your grace period
+//! and log its report.
+
+pub use errand_core::engine::{
+    BoxError, CancelError, Context, Counts, ProgressError, ShutdownReport, SubmitError, Task,
+    TaskError, TaskErrorKind, TaskHandle, TaskInfo,
+};
+pub use errand_core::{Mode, Priority, State, TaskId};
+
+use errand_core::engine::{Driver, Runtime};
+
+/// The OS-threads runtime: one named thread (`errand-worker`) per worker.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Threads;
+
+impl Runtime for Threads {
+    fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("errand-worker".into())
+            .spawn(move || driver.run_blocking())
+            .map(drop)
+    }
+}
+
+/// The task manager on OS threads.
+pub type Manager = errand_core::engine::Manager<Threads>;
+
+/// Configures a [`Manager`] on OS threads.
+pub type Builder = errand_core::engine::Builder<Threads>;
+
+/// A builder with the defaults (see [`errand_core::engine::Builder::new`]).
+pub fn builder() -> Builder {
+    Builder::new(Threads)
+}

@@ -1,0 +1,298 @@
+//! The engine/runtime boundary: the [`Runtime`] and [`AsyncRuntime`] traits an adapter
+//! implements, and the [`Driver`] loops the engine hands it to run.
+
+use std::boxed::Box;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use event_listener::{Event, Listener};
+
+use super::error::TaskError;
+use super::job::{BoxFuture, ErasedJob, Outcome};
+use super::shared::{Claimed, Idle, Inner};
+use crate::TaskId;
+
+/// What the engine needs from a runtime: a way to start its loops.
+///
+/// The engine hands the runtime [`Driver`]s (one per worker). A runtime built on OS
+/// threads runs each on a thread of its own with [`Driver::run_blocking`]; an async
+/// runtime also implements [`AsyncRuntime`] and spawns [`Driver::run`] as a task. That is
+/// the whole boundary: queues, parking, state, timers and results are the engine's.
+///
+/// # Examples
+///
+/// A runtime of plain threads (what `errand-threads` does):
+///
+/// ```
+/// use errand_core::engine::{Driver, Runtime};
+///
+/// #[derive(Clone, Debug)]
+/// struct Threads;
+///
+/// impl Runtime for Threads {
+///     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
+///         std::thread::Builder::new().spawn(move || driver.run_blocking()).map(drop)
+///     }
+/// }
+/// ```
+pub trait Runtime: Clone + Send + Sync + Sized + 'static {
+    /// Starts `driver` so it runs until it returns: [`Driver::run_blocking`] on a thread it
+    /// may block, or (for an [`AsyncRuntime`]) [`Driver::run`] as a task.
+    ///
+    /// # Errors
+    ///
+    /// When the runtime cannot start it (an OS thread that could not be created);
+    /// [`Builder::build`](super::Builder::build) reports it.
+    fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()>;
+}
+
+/// What async drivers additionally need: somewhere to run blocking closures.
+///
+/// # Examples
+///
+/// ```
+/// use errand_core::engine::{AsyncRuntime, Driver, Runtime};
+///
+/// /// A toy runtime: one OS thread per driver, each driving its async loop itself, and a
+/// /// new thread per blocking closure.
+/// #[derive(Clone, Debug)]
+/// struct ThreadPerTask;
+///
+/// impl Runtime for ThreadPerTask {
+///     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
+///         std::thread::Builder::new().spawn(move || driver.run_blocking()).map(drop)
+///     }
+/// }
+///
+/// impl AsyncRuntime for ThreadPerTask {
+///     fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>) {
+///         std::thread::spawn(job);
+///     }
+/// }
+/// ```
+pub trait AsyncRuntime: Runtime {
+    /// Runs `job` where it may block (a blocking pool), never on an async worker. The
+    /// engine awaits its end itself; if the runtime drops `job` without running it, the
+    /// task ends cancelled.
+    fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>);
+}
+
+/// One of the engine's loops (a worker), handed to [`Runtime::spawn`].
+///
+/// A worker claims queued tasks one at a time and runs them; when the queue is empty it
+/// parks (registers as idle, re-checks the queue, then waits on an event: no wakeup is
+/// lost and an idle manager uses no CPU). It returns when the manager shuts down (or is
+/// dropped) and the queue is empty.
+#[must_use = "a driver does nothing unless run"]
+pub struct Driver<R> {
+    inner: Arc<Inner>,
+    runtime: R,
+}
+
+impl<R> std::fmt::Debug for Driver<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Driver<R> {
+    pub(crate) fn new(inner: Arc<Inner>, runtime: R) -> Self {
+        Self { inner, runtime }
+    }
+
+    /// Runs the loop on the current thread, blocking it: blocking tasks run right here,
+    /// async tasks are polled here (the thread parks while they are pending).
+    pub fn run_blocking(self) {
+        let inner = &self.inner;
+        loop {
+            if let Some(mut claimed) = inner.claim() {
+                let outcome = run_here(inner, &mut claimed);
+                inner.finish(claimed.id, Some(claimed.job), outcome);
+                continue;
+            }
+            match inner.idle_listener() {
+                Idle::Work => {}
+                Idle::Exit => return,
+                Idle::Wait(listener, token) => {
+                    listener.wait();
+                    drop(token);
+                }
+            }
+        }
+    }
+
+    /// The runtime the driver was started by.
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+}
+
+impl<R: AsyncRuntime> Driver<R> {
+    /// Runs the loop as a future: async tasks are polled inside it, blocking tasks are sent
+    /// to [`AsyncRuntime::spawn_blocking`] and awaited (so a worker runs one task at a
+    /// time, whatever its kind, and never blocks its executor).
+    pub async fn run(self) {
+        let inner = &self.inner;
+        loop {
+            if let Some(claimed) = inner.claim() {
+                let (id, job, outcome) = run_async(inner, &self.runtime, claimed).await;
+                inner.finish(id, job, outcome);
+                continue;
+            }
+            match inner.idle_listener() {
+                Idle::Work => {}
+                Idle::Exit => return,
+                Idle::Wait(listener, token) => {
+                    listener.await;
+                    drop(token);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one attempt on the current thread: a blocking job directly, an async job by
+/// polling its future here, raced against the task's signal.
+fn run_here(inner: &Inner, claimed: &mut Claimed) -> Outcome {
+    if let Some(outcome) = claimed.job.call(&claimed.ctx) {
+        return outcome;
+    }
+    match claimed.job.future(claimed.ctx.clone()) {
+        Some(future) => block_on(race(inner, claimed.id, future)),
+        None => Err(TaskError::failed("the job is neither blocking nor async")),
+    }
+}
+
+/// Runs one attempt from an async worker: an async job's future is raced against the
+/// task's signal right here; a blocking job goes to the runtime's blocking pool and the
+/// worker awaits it there.
+async fn run_async<R: AsyncRuntime>(
+    inner: &Inner,
+    runtime: &R,
+    mut claimed: Claimed,
+) -> (TaskId, Option<Box<dyn ErasedJob>>, Outcome) {
+    if let Some(future) = claimed.job.future(claimed.ctx.clone()) {
+        let outcome = race(inner, claimed.id, future).await;
+        return (claimed.id, Some(claimed.job), outcome);
+    }
+    let id = claimed.id;
+    let channel = Oneshot::new();
+    let sender = Sender(Arc::clone(&channel));
+    runtime.spawn_blocking(Box::new(move || {
+        let mut claimed = claimed;
+        let outcome = claimed
+            .job
+            .call(&claimed.ctx)
+            .unwrap_or_else(|| Err(TaskError::failed("the job is neither blocking nor async")));
+        sender.0.send((claimed.job, outcome));
+    }));
+    match channel.recv().await {
+        Some((job, outcome)) => (id, Some(job), outcome),
+        None => (
+            id,
+            None,
+            Err(TaskError::failed(
+                "the runtime dropped the blocking job without running it",
+            )),
+        ),
+    }
+}
+
+/// Polls `future` to completion on this thread, parking it while the future is pending.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::park();
+    }
+}
+
+/// `future`, unless the task's signal is raised first (then it is dropped unfinished).
+pub(crate) async fn race(inner: &Inner, id: TaskId, mut future: BoxFuture<Outcome>) -> Outcome {
+    let Some(record) = inner.record(id) else {
+        return Err(TaskError::cancelled());
+    };
+    std::future::poll_fn(|cx| {
+        if record.signal.is_raised() {
+            return Poll::Ready(Err(TaskError::cancelled()));
+        }
+        record.signal.register(cx.waker());
+        if record.signal.is_raised() {
+            return Poll::Ready(Err(TaskError::cancelled()));
+        }
+        future.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// A one-value channel from a blocking closure back to its async worker.
+pub(crate) struct Oneshot<T> {
+    value: Mutex<Option<T>>,
+    /// Set when the value is in, or when the sender was dropped without one.
+    closed: std::sync::atomic::AtomicBool,
+    event: Event,
+}
+
+impl<T> Oneshot<T> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            value: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            event: Event::new(),
+        })
+    }
+
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.event.notify(usize::MAX);
+    }
+
+    pub(crate) fn send(&self, value: T) {
+        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+        self.close();
+    }
+
+    /// The value, or `None` if the sender was dropped without sending.
+    pub(crate) async fn recv(&self) -> Option<T> {
+        loop {
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return self
+                    .value
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+            }
+            let listener = self.event.listen();
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                continue;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Closes its oneshot when dropped (sent or not), so the receiver never waits forever.
+pub(crate) struct Sender<T>(pub(crate) Arc<Oneshot<T>>);
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}

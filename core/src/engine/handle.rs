@@ -1,0 +1,162 @@
+//! [`TaskHandle`]: a submitted task's id, result, status and cancellation.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Poll, ready};
+use std::time::{Duration, Instant};
+
+use event_listener::{EventListener, Listener};
+
+use super::error::{CancelError, TaskError};
+use super::job::Completion;
+use super::shared::Inner;
+use crate::{State, TaskId};
+
+/// A submitted task: its id, its typed result, its status, and a way to cancel it.
+///
+/// Wait for the result with [`wait`](Self::wait) (blocking), [`wait_timeout`](Self::wait_timeout)
+/// or `.await`. Dropping the handle does not cancel the task; the result is then dropped
+/// when the task ends.
+///
+/// # Examples
+///
+/// ```
+/// # fn demo<R: errand_core::engine::Runtime>(manager: &errand_core::engine::Manager<R>) {
+/// use errand_core::engine::{BoxError, Task};
+///
+/// let handle = manager.submit(Task::new(|_ctx| Ok::<_, BoxError>(6 * 7))).unwrap();
+/// println!("submitted {}", handle.id());
+/// assert_eq!(handle.wait().unwrap(), 42);
+/// # }
+/// ```
+pub struct TaskHandle<T> {
+    id: TaskId,
+    completion: Arc<Completion<T>>,
+    inner: Arc<Inner>,
+    listener: Option<EventListener>,
+}
+
+impl<T> std::fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> TaskHandle<T> {
+    pub(crate) fn new(id: TaskId, completion: Arc<Completion<T>>, inner: Arc<Inner>) -> Self {
+        Self {
+            id,
+            completion,
+            inner,
+            listener: None,
+        }
+    }
+
+    /// The task's id.
+    #[must_use]
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Cancels the task (see [`Manager::cancel`](super::Manager::cancel)).
+    ///
+    /// # Errors
+    ///
+    /// [`CancelError::Finished`] if it had already ended.
+    pub fn cancel(&self) -> Result<(), CancelError> {
+        self.inner.cancel(self.id)
+    }
+
+    /// Where the task is now. Once it has ended this is its terminal state.
+    #[must_use]
+    pub fn status(&self) -> State {
+        if let Some(state) = self.completion.ended_state() {
+            return state;
+        }
+        self.inner
+            .status(self.id)
+            .or_else(|| self.completion.ended_state())
+            .unwrap_or(State::Cancelled)
+    }
+
+    /// Whether the result is ready.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.completion.is_done()
+    }
+
+    /// Blocks until the task ends; its value, or why there is none.
+    ///
+    /// # Errors
+    ///
+    /// The task's [`TaskError`]: its own error, a panic, a cancellation or a timeout.
+    pub fn wait(self) -> Result<T, TaskError> {
+        loop {
+            if let Some(result) = self.completion.take() {
+                return result;
+            }
+            let listener = self.completion.event.listen();
+            if let Some(result) = self.completion.take() {
+                return result;
+            }
+            listener.wait();
+        }
+    }
+
+    /// Like [`wait`](Self::wait), but gives up after `timeout`, handing the handle back.
+    ///
+    /// # Errors
+    ///
+    /// The outer `Err` is the handle, when the task has not ended in time.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, Self> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(result) = self.completion.take() {
+                return Ok(result);
+            }
+            let listener = self.completion.event.listen();
+            if let Some(result) = self.completion.take() {
+                return Ok(result);
+            }
+            match deadline {
+                Some(deadline) => {
+                    if listener.wait_deadline(deadline).is_none() {
+                        return self.completion.take().ok_or(self);
+                    }
+                }
+                None => listener.wait(),
+            }
+        }
+    }
+}
+
+impl<T> Future for TaskHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    /// # Panics
+    ///
+    /// If polled again after it returned `Ready`.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            if this.completion.is_done() {
+                return Poll::Ready(
+                    this.completion
+                        .take()
+                        .expect("a TaskHandle polled after it completed"),
+                );
+            }
+            match &mut this.listener {
+                Some(listener) => {
+                    ready!(Pin::new(listener).poll(cx));
+                    this.listener = None;
+                }
+                // Listen, then re-check at the top of the loop: no notification is missed.
+                None => this.listener = Some(this.completion.event.listen()),
+            }
+        }
+    }
+}

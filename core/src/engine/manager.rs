@@ -1,0 +1,332 @@
+//! [`Builder`] and [`Manager`]: the user's entry points.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+use super::context::Context;
+use super::driver::{Driver, Runtime};
+use super::error::{BoxError, BuildError, CancelError, SubmitError};
+use super::handle::TaskHandle;
+use super::job::{Async, Blocking, Job, Task};
+use super::shared::{Config, Inner};
+use super::snapshot::{Counts, ShutdownReport, TaskInfo};
+use crate::{Mode, State, TaskId};
+
+/// Configures and builds a [`Manager`] on runtime `R`.
+///
+/// Adapters re-export it with their runtime filled in (for example
+/// `errand_threads::builder()`).
+///
+/// # Examples
+///
+/// ```
+/// # fn demo<R: errand_core::engine::Runtime>(runtime: R) {
+/// use errand_core::Mode;
+/// use errand_core::engine::Builder;
+///
+/// let manager = Builder::new(runtime)
+///     .workers(4)
+///     .queue_capacity(10_000)
+///     .priority_mode(Mode::Weighted)
+///     .build()
+///     .unwrap();
+/// # drop(manager);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until built"]
+pub struct Builder<R> {
+    runtime: R,
+    workers: usize,
+    queue_capacity: usize,
+    mode: Mode,
+    history: usize,
+}
+
+impl<R: Runtime> Builder<R> {
+    /// Defaults: as many workers as the machine has cores, a queue capacity of 10 000 live
+    /// tasks, strict priorities, a history of 1 024 finished tasks.
+    pub fn new(runtime: R) -> Self {
+        Self {
+            runtime,
+            workers: std::thread::available_parallelism().map_or(4, usize::from),
+            queue_capacity: 10_000,
+            mode: Mode::Strict,
+            history: 1024,
+        }
+    }
+
+    /// How many tasks run at once (at least 1).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// The most live tasks (queued, scheduled and running) at once; a submission beyond
+    /// it is rejected with [`SubmitError::QueueFull`]. Memory for them is reserved now.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Strict priorities (a higher priority never waits behind a lower one) or weighted
+    /// (levels served 20:10:5:1, nothing starves).
+    pub fn priority_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How many finished tasks [`Manager::task`] and [`Manager::status`] still answer for
+    /// (the most recent ones). Memory for them is reserved now.
+    pub fn history(mut self, finished_tasks: usize) -> Self {
+        self.history = finished_tasks;
+        self
+    }
+
+    /// Builds the manager and starts its workers.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] for zero workers, a zero queue capacity or one above
+    /// [`SlotTable::MAX_CAPACITY`](crate::SlotTable::MAX_CAPACITY), or when the runtime
+    /// cannot start a worker.
+    pub fn build(self) -> Result<Manager<R>, BuildError> {
+        if self.workers == 0 {
+            return Err(BuildError::new("workers is 0; at least 1 is needed"));
+        }
+        let max = crate::SlotTable::<(), std::boxed::Box<[crate::Entry<()>]>>::MAX_CAPACITY;
+        if self.queue_capacity == 0 || self.queue_capacity > max {
+            return Err(BuildError::new(std::format!(
+                "queue capacity {} is outside 1..={max}",
+                self.queue_capacity
+            )));
+        }
+        let inner = Arc::new(Inner::new(Config {
+            workers: self.workers,
+            capacity: self.queue_capacity,
+            mode: self.mode,
+            history: self.history,
+        }));
+        for started in 0..self.workers {
+            if let Err(error) = self
+                .runtime
+                .spawn(Driver::new(Arc::clone(&inner), self.runtime.clone()))
+            {
+                inner.stop_workers();
+                return Err(BuildError::new(std::format!(
+                    "the runtime could not start worker {} of {}: {error}",
+                    started + 1,
+                    self.workers
+                )));
+            }
+        }
+        Ok(Manager {
+            inner,
+            runtime: self.runtime,
+        })
+    }
+}
+
+/// The task manager: submit work, ask about it, shut down.
+///
+/// Built by a [`Builder`]; adapters name it with their runtime filled in (for example
+/// `errand_threads::Manager`). Every method takes `&self`: share it with an `Arc`.
+///
+/// # Dropping
+///
+/// Dropping the manager stops accepting tasks, cancels every task that has not ended
+/// (their handles resolve as cancelled; running blocking work is told through
+/// [`Context::is_cancelled`] and finishes in the background) and lets the workers exit. It
+/// does not wait: call [`shutdown`](Self::shutdown) first for an orderly end.
+///
+/// # Examples
+///
+/// ```
+/// # fn demo<R: errand_core::engine::Runtime>(manager: errand_core::engine::Manager<R>) {
+/// use std::time::Duration;
+/// use errand_core::Priority;
+/// use errand_core::engine::{BoxError, Task};
+///
+/// let urgent = manager
+///     .submit(Task::new(|_ctx| Ok::<_, BoxError>("done")).priority(Priority::HIGH))
+///     .unwrap();
+/// assert_eq!(urgent.wait().unwrap(), "done");
+///
+/// let report = manager.shutdown(Duration::from_secs(30));
+/// assert!(report.completed);
+/// # }
+/// ```
+pub struct Manager<R: Runtime> {
+    inner: Arc<Inner>,
+    runtime: R,
+}
+
+impl<R: Runtime> std::fmt::Debug for Manager<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("workers", &self.inner.config.workers)
+            .field("capacity", &self.inner.config.capacity)
+            .field("live", &self.inner.live())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Manager<R> {
+    /// Submits `task`.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] with the task given back: the queue is full, the manager is shutting
+    /// down, or the task's spec is invalid.
+    pub fn submit<J: Job>(
+        &self,
+        task: Task<J>,
+    ) -> Result<TaskHandle<J::Output>, SubmitError<Task<J>>> {
+        self.inner.submit(task)
+    }
+
+    /// Submits the blocking closure `f` with default settings (`Task::new(f)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    #[allow(
+        clippy::type_complexity,
+        reason = "the error names the task it gives back"
+    )]
+    pub fn spawn<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<Task<Blocking<F>>>>
+    where
+        F: FnMut(&Context) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.submit(Task::new(f))
+    }
+
+    /// Submits the async closure `f` with default settings (`Task::new_async(f)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    #[allow(
+        clippy::type_complexity,
+        reason = "the error names the task it gives back"
+    )]
+    pub fn spawn_async<F, Fut, T, E>(
+        &self,
+        f: F,
+    ) -> Result<TaskHandle<T>, SubmitError<Task<Async<F>>>>
+    where
+        F: FnMut(Context) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.submit(Task::new_async(f))
+    }
+
+    /// Cancels task `id`: a task that has not started never will; a running async task's
+    /// future is dropped; running blocking work is told through
+    /// [`Context::is_cancelled`]. Either way the task ends `Cancelled` now and its handle
+    /// resolves with a cancellation error.
+    ///
+    /// # Errors
+    ///
+    /// [`CancelError::Finished`] if it had already ended, [`CancelError::Unknown`] if no
+    /// task has this id (or it is no longer in the history).
+    pub fn cancel(&self, id: TaskId) -> Result<(), CancelError> {
+        self.inner.cancel(id)
+    }
+
+    /// The state of task `id`, if it is live or still in the finished-task history.
+    #[must_use]
+    pub fn status(&self, id: TaskId) -> Option<State> {
+        self.inner.status(id)
+    }
+
+    /// Status and progress of task `id` (percent, message, status, started at, estimated
+    /// completion), if it is live or still in the finished-task history.
+    #[must_use]
+    pub fn task(&self, id: TaskId) -> Option<TaskInfo> {
+        self.inner.info(id)
+    }
+
+    /// Every task that has not ended: queued, scheduled, retrying and running ones.
+    #[must_use]
+    pub fn active_tasks(&self) -> Vec<TaskInfo> {
+        self.inner.active()
+    }
+
+    /// Counts of what the manager did so far.
+    #[must_use]
+    pub fn counts(&self) -> Counts {
+        self.inner.counts()
+    }
+
+    /// Stops accepting tasks: later submissions fail with [`SubmitError::ShuttingDown`].
+    /// Tasks already accepted go on.
+    pub fn stop_accepting(&self) {
+        self.inner.stop_accepting();
+    }
+
+    /// Whether submissions are accepted.
+    #[must_use]
+    pub fn is_accepting(&self) -> bool {
+        self.inner.is_accepting()
+    }
+
+    /// Whether [`stop_accepting`](Self::stop_accepting) or a shutdown has begun.
+    #[must_use]
+    pub fn is_shutdown_initiated(&self) -> bool {
+        self.inner.is_shutdown_initiated()
+    }
+
+    /// Blocks until every accepted task has ended, or `timeout` passes. Returns whether
+    /// all ended. (It does not stop new submissions: call
+    /// [`stop_accepting`](Self::stop_accepting) first for that.)
+    pub fn wait_for_completion(&self, timeout: Duration) -> bool {
+        self.inner.wait_for_completion(timeout)
+    }
+
+    /// Cancels every task that has not ended and returns their ids. They count as
+    /// `stopped` in [`counts`](Self::counts).
+    pub fn stop_all(&self) -> Vec<TaskId> {
+        self.inner
+            .stop_all()
+            .into_iter()
+            .map(|info| info.id)
+            .collect()
+    }
+
+    /// Stops accepting, waits up to `timeout` for every task to end, then stops the rest
+    /// and the workers. The report lists every task that had not ended, as it was then.
+    ///
+    /// Afterwards `submitted = succeeded + failed + cancelled + timed_out + stopped` in
+    /// [`counts`](Self::counts), and `stopped` is the report's length.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let start = Instant::now();
+        self.inner.stop_accepting();
+        let completed = self.inner.wait_for_completion(timeout);
+        let unfinished = self.inner.stop_all();
+        self.inner.stop_workers();
+        ShutdownReport {
+            completed: completed && unfinished.is_empty(),
+            unfinished,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    /// The runtime the manager runs on.
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+}
+
+impl<R: Runtime> Drop for Manager<R> {
+    fn drop(&mut self) {
+        self.inner.stop_accepting();
+        self.inner.stop_all();
+        self.inner.stop_workers();
+    }
+}

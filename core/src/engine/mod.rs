@@ -1,0 +1,68 @@
+//! The runtime-agnostic task manager (feature `std`).
+//!
+//! The engine owns every piece of task logic: submission, priorities, the worker loop and
+//! its parking, cancellation, results, history and shutdown. It knows no runtime: an
+//! adapter implements [`Runtime`] (start a [`Driver`]) and, for async runtimes,
+//! [`AsyncRuntime`] (run a blocking closure), then re-exports [`Manager`] and [`Builder`]
+//! with its runtime filled in.
+//!
+//! # How a task moves
+//!
+//! A submission takes a slot of a [`SlotTable`](crate::SlotTable) of task records (its
+//! index and generation are the task's [`TaskId`](crate::TaskId)), stores the boxed job in
+//! the record, and pushes the id on a [`PriorityQueue`](crate::PriorityQueue). An idle
+//! worker is woken only if one is registered idle (an atomic count), so a busy manager
+//! does not notify at all. A worker pops an id, wins `Start` on the record's
+//! [`StateCell`](crate::StateCell), takes the job and runs it; it applies the outcome
+//! (`Succeed`/`Fail`), publishes it to the handle, records the task in the bounded
+//! history and releases the slot. No global lock is taken on that path.
+//!
+//! # Protocol
+//!
+//! These rules make the record's job cell sound and decide who frees a slot; the code
+//! cites them by number.
+//!
+//! 1. **Tokens.** A live task has exactly one *token*: held by its submitter until it is
+//!    published, then by its queue entry (until a worker pops it and tries `Start`), or by
+//!    the worker running it. Only the token holder *finalizes* the task (history, slot
+//!    release), exactly once, after the task reached a terminal state. A cancel of a
+//!    queued task therefore ends the task (and resolves its handle) at once, but the slot
+//!    is reclaimed by the worker that pops the cancelled entry.
+//! 2. **Publishing.** A slot's state is terminal while it is free (a never-used record
+//!    starts `Cancelled`), so no event applies to a slot being prepared. The submitter
+//!    writes the job, then stores the live state with `Release`: whoever later wins a
+//!    transition from that state acquires the job.
+//! 3. **The job cell.** Outside submission, the job cell is touched only by the single
+//!    winner of a transition out of a waiting state (`Start` from `Queued`, or `Cancel`
+//!    from `Queued`/`Scheduled`/`Retrying`), which takes the job. A worker that must run
+//!    the job again puts it back *before* applying the event that makes the task wait
+//!    again, and takes it back if that event loses (the task then ended while it ran).
+//!    The state cell's `AcqRel` transitions order all of these accesses.
+//! 4. **Pinning.** A slot is released only under its record's cold-data lock. Operations
+//!    by id from outside (cancel, status, progress) take that lock and re-check the id:
+//!    while they hold it the id cannot be reused.
+//!
+//! Cancellation races are the state cell's: exactly one of cancel and start wins, and a
+//! worker whose end event loses learns which terminal state beat it.
+
+mod context;
+mod driver;
+mod error;
+mod handle;
+mod history;
+mod job;
+mod manager;
+mod record;
+mod shared;
+mod snapshot;
+mod spec;
+
+pub use context::{Cancelled, Context};
+pub use driver::{AsyncRuntime, Driver, Runtime};
+pub use error::{
+    BoxError, BuildError, CancelError, ProgressError, SubmitError, TaskError, TaskErrorKind,
+};
+pub use handle::TaskHandle;
+pub use job::{Async, Blocking, Job, Task};
+pub use manager::{Builder, Manager};
+pub use snapshot::{Counts, ShutdownReport, TaskInfo};

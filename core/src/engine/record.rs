@@ -1,0 +1,167 @@
+//! One task slot's record: its state cell, the job hand-off cell, the cancellation signal
+//! and the cold per-task data.
+//!
+//! The protocol that makes the job cell sound is stated once in the [engine docs](super)
+//! (rules 1-4); the `unsafe` functions here cite it.
+
+use std::borrow::Cow;
+use std::boxed::Box;
+use std::string::String;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use atomic_waker::AtomicWaker;
+use event_listener::Event;
+
+use super::job::ErasedJob;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::sync::UnsafeCell;
+use crate::{Priority, State, StateCell};
+
+/// A task's cancellation signal: a flag, the waker of the worker racing the task's future
+/// against it, and an event for `Context::cancelled` awaiters.
+pub(crate) struct Signal {
+    flag: AtomicBool,
+    waker: AtomicWaker,
+    pub(crate) event: Event,
+}
+
+impl Signal {
+    fn new() -> Self {
+        Self {
+            flag: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            event: Event::new(),
+        }
+    }
+
+    /// Raised by whoever won a `Cancel` or `Timeout` on a running task.
+    pub(crate) fn raise(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
+        self.event.notify(usize::MAX);
+    }
+
+    pub(crate) fn is_raised(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Registers the worker's waker (re-check `is_raised` afterwards).
+    pub(crate) fn register(&self, waker: &core::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Lowers the flag for a new use of the slot (the submitter's, rule 2).
+    fn reset(&self) {
+        self.flag.store(false, Ordering::Relaxed);
+        self.waker.take();
+    }
+}
+
+/// The cold per-task data: written at submission, start and end, and by progress reports.
+#[derive(Debug)]
+pub(crate) struct Cold {
+    pub(crate) label: Option<Cow<'static, str>>,
+    pub(crate) priority: Priority,
+    /// Attempts started so far (the running attempt included).
+    pub(crate) attempt: u32,
+    pub(crate) progress: f64,
+    pub(crate) message: Option<String>,
+    pub(crate) submitted_at: Instant,
+    pub(crate) started_at: Option<Instant>,
+    pub(crate) finished_at: Option<Instant>,
+    /// The last attempt's error, as text.
+    pub(crate) error: Option<String>,
+}
+
+impl Cold {
+    fn empty(now: Instant) -> Self {
+        Self {
+            label: None,
+            priority: Priority::NORMAL,
+            attempt: 0,
+            progress: 0.0,
+            message: None,
+            submitted_at: now,
+            started_at: None,
+            finished_at: None,
+            error: None,
+        }
+    }
+}
+
+/// One slot of the engine's [`SlotTable`](crate::SlotTable).
+pub(crate) struct Record {
+    /// Every state change goes through this cell.
+    pub(crate) state: StateCell,
+    /// The job between runs (rules 2-3); `None` while a worker runs it and after the end.
+    job: UnsafeCell<Option<Box<dyn ErasedJob>>>,
+    pub(crate) signal: Signal,
+    cold: Mutex<Cold>,
+}
+
+// SAFETY: every field but `job` is `Sync`. `job` holds a `Send` value and is accessed by
+// one thread at a time, as engine rules 2-3 establish (the state cell's `AcqRel`
+// transitions order the accesses).
+unsafe impl Sync for Record {}
+
+impl Record {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            // A never-used slot looks like an ended task: no event applies to it (rule 2).
+            state: StateCell::new(State::Cancelled),
+            job: UnsafeCell::new(None),
+            signal: Signal::new(),
+            cold: Mutex::new(Cold::empty(now)),
+        }
+    }
+
+    /// Locks the cold data. Holding this lock pins the slot: it is released only under it
+    /// (rule 4).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Cold> {
+        // Cold data is plain values, never left half-updated by a panic in our code (user
+        // code never runs under this lock): a poisoned lock still holds coherent data.
+        self.cold.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Prepares a just-acquired slot for a new task. The state stays terminal (rule 2)
+    /// until [`publish`](Self::publish).
+    pub(crate) fn reset(&self, cold: Cold) {
+        *self.lock() = cold;
+        self.signal.reset();
+    }
+
+    /// Builds fresh cold data.
+    pub(crate) fn cold(label: Option<Cow<'static, str>>, priority: Priority, now: Instant) -> Cold {
+        Cold {
+            label,
+            priority,
+            ..Cold::empty(now)
+        }
+    }
+
+    /// Stores the job and makes the task live in `state` (a `Release` store).
+    ///
+    /// # Safety
+    ///
+    /// Rule 2: the caller acquired this slot and has not published it yet.
+    pub(crate) unsafe fn publish(&self, job: Box<dyn ErasedJob>, state: State) {
+        // SAFETY: rule 2, the submitter is the cell's only user until the state is reset
+        // below (the slot's previous users finished before its release, which happens
+        // before our acquire).
+        self.job.with_mut(|cell| unsafe { *cell = Some(job) });
+        self.state.reset(state);
+    }
+
+    /// Takes the job out of the cell.
+    ///
+    /// # Safety
+    ///
+    /// Rule 3: the caller won `Start` (or `Cancel` from a waiting state) on this use of the
+    /// slot, or put the job back itself and then lost the transition it attempted.
+    pub(crate) unsafe fn take_job(&self) -> Option<Box<dyn ErasedJob>> {
+        // SAFETY: rule 3 makes the caller the cell's only user.
+        self.job.with_mut(|cell| unsafe { (*cell).take() })
+    }
+}
