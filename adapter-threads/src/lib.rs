@@ -35,21 +35,29 @@
 //! and log its report.
 
 pub use errand_core::engine::{
-    BoxError, CancelError, Context, Counts, ProgressError, ShutdownReport, SubmitError, Task,
-    TaskError, TaskErrorKind, TaskHandle, TaskInfo,
+    Analytics, BoxError, CancelError, Context, Counts, Performance, ProgressError, ShutdownReport,
+    SubmitError, Task, TaskError, TaskErrorKind, TaskHandle, TaskInfo,
 };
-pub use errand_core::{Mode, Priority, State, TaskId};
+pub use errand_core::{Jitter, Mode, Priority, RetryDecision, RetryPolicy, State, TaskId};
 
 use errand_core::engine::{Driver, Runtime};
 
-/// The OS-threads runtime: one named thread (`errand-worker`) per worker.
+/// The OS-threads runtime: one named thread (`errand-worker`) per worker, and one
+/// (`errand-timer`) for the timer driver.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Threads;
 
 impl Runtime for Threads {
     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
         std::thread::Builder::new()
-            .name("errand-worker".into())
+            .name(
+                if driver.is_timer() {
+                    "errand-timer"
+                } else {
+                    "errand-worker"
+                }
+                .into(),
+            )
             .spawn(move || driver.run_blocking())
             .map(drop)
     }

@@ -38,15 +38,22 @@
 //! report.
 
 pub use errand_core::engine::{
-    BoxError, CancelError, Context, Counts, ProgressError, ShutdownReport, SubmitError, Task,
-    TaskError, TaskErrorKind, TaskHandle, TaskInfo,
+    Analytics, BoxError, CancelError, Context, Counts, Performance, ProgressError, ShutdownReport,
+    SubmitError, Task, TaskError, TaskErrorKind, TaskHandle, TaskInfo,
 };
-pub use errand_core::{Mode, Priority, State, TaskId};
+pub use errand_core::{Jitter, Mode, Priority, RetryDecision, RetryPolicy, State, TaskId};
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
 
 use errand_core::engine::{AsyncRuntime, Driver, Runtime};
 
-/// The tokio runtime: workers are tokio tasks spawned on a runtime handle; blocking work
-/// runs on that runtime's blocking pool.
+/// The tokio runtime: workers and the timer driver are tokio tasks spawned on a runtime
+/// handle; blocking work runs on that runtime's blocking pool.
+///
+/// The runtime must have its time driver enabled (`enable_time`, or `enable_all` as
+/// `#[tokio::main]` does): delays, retries and timeouts sleep on it.
 #[derive(Clone, Debug)]
 pub struct Tokio {
     handle: tokio::runtime::Handle,
@@ -80,6 +87,10 @@ impl Runtime for Tokio {
 impl AsyncRuntime for Tokio {
     fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>) {
         drop(self.handle.spawn_blocking(job));
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
     }
 }
 

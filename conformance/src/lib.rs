@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use errand_core::engine::TaskError;
 use errand_core::engine::{
     BoxError, Builder, CancelError, Context, Manager, ProgressError, Runtime, SubmitError, Task,
     TaskErrorKind, TaskHandle,
 };
-use errand_core::{Mode, Priority, State};
+use errand_core::{Mode, Priority, RetryDecision, RetryPolicy, State};
+use std::time::Instant;
 
 /// How the suite builds managers on one adapter.
 pub trait Adapter {
@@ -47,6 +49,20 @@ macro_rules! suite {
             dropping_the_manager_cancels_pending_work,
             finished_tasks_stay_in_a_bounded_history,
             snapshots_serialize,
+            delayed_tasks_never_start_early,
+            cancelling_a_delayed_task_frees_its_slot,
+            timeouts_drop_async_work_at_the_deadline,
+            timeouts_tell_blocking_work_to_stop,
+            failed_attempts_are_retried_with_backoff,
+            retries_are_bounded_by_the_policy,
+            the_error_handler_decides_by_error_type,
+            a_panicking_error_handler_fails_the_task,
+            stored_results_expire_and_are_freed,
+            a_spent_budget_gives_the_task_back,
+            batches_are_all_or_nothing,
+            analytics_count_and_time_the_work,
+            performance_reports_process_and_rates,
+            shutdown_reports_scheduled_work,
         );
     };
     (@tests $adapter:ty; $($name:ident,)*) => {
@@ -230,7 +246,7 @@ fn run_order<A: Adapter>(mode: Mode, priorities: &[Priority]) -> Vec<u8> {
     for handle in handles {
         wait(handle).unwrap();
     }
-    Arc::try_unwrap(ran).unwrap().into_inner().unwrap()
+    ran.lock().unwrap().clone()
 }
 
 /// In strict mode the queued tasks run highest priority first, FIFO within a priority.
@@ -589,4 +605,501 @@ pub fn snapshots_serialize<A: Adapter>() {
     assert_eq!(counts["succeeded"], 1);
     let report = serde_json::to_value(manager.shutdown(PATIENCE)).unwrap();
     assert_eq!(report["completed"], true);
+}
+
+/// A delayed task waits `Scheduled` and starts no earlier than its delay (or instant).
+pub fn delayed_tasks_never_start_early<A: Adapter>() {
+    let manager = A::builder().workers(2).build().unwrap();
+    let delay = Duration::from_millis(120);
+    let submitted = Instant::now();
+    let after = manager
+        .submit(Task::new(|_: &Context| Ok::<_, BoxError>(Instant::now())).delay(delay))
+        .unwrap();
+    assert_eq!(after.status(), State::Scheduled);
+    let at = submitted + Duration::from_millis(80);
+    let at_handle = manager
+        .submit(Task::new(|_: &Context| Ok::<_, BoxError>(Instant::now())).at(at))
+        .unwrap();
+    assert!(wait(after).unwrap() >= submitted + delay);
+    assert!(wait(at_handle).unwrap() >= at);
+    // An instant in the past means now.
+    let past = manager
+        .submit(Task::new(|_: &Context| Ok::<_, BoxError>(1)).at(submitted))
+        .unwrap();
+    assert_eq!(wait(past).unwrap(), 1);
+}
+
+/// Cancelling a scheduled task ends it at once and frees its slot for a new task.
+pub fn cancelling_a_delayed_task_frees_its_slot<A: Adapter>() {
+    let manager = A::builder().workers(1).queue_capacity(1).build().unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let delayed = manager
+        .submit(
+            Task::new({
+                let ran = Arc::clone(&ran);
+                move |_: &Context| {
+                    ran.store(true, Ordering::SeqCst);
+                    Ok::<_, BoxError>(())
+                }
+            })
+            .delay(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    assert_eq!(manager.active_tasks().len(), 1);
+    delayed.cancel().unwrap();
+    assert!(wait(delayed).unwrap_err().is_cancelled());
+    // The single slot is free again.
+    let next = manager.spawn(|_: &Context| Ok::<_, BoxError>(5)).unwrap();
+    assert_eq!(wait(next).unwrap(), 5);
+    assert!(!ran.load(Ordering::SeqCst));
+    assert!(manager.active_tasks().is_empty());
+}
+
+/// A timed-out async attempt's future is dropped at the deadline, not before; the task
+/// ends `TimedOut`.
+pub fn timeouts_drop_async_work_at_the_deadline<A: Adapter>() {
+    let manager = one_worker::<A>();
+    let timeout = Duration::from_millis(60);
+    let started = Instant::now();
+    let handle = manager
+        .submit(
+            Task::new_async(|_ctx: Context| async {
+                std::future::pending::<()>().await;
+                Ok::<_, BoxError>(())
+            })
+            .timeout(timeout),
+        )
+        .unwrap();
+    let id = handle.id();
+    let error = wait(handle).unwrap_err();
+    assert!(error.is_timed_out(), "{error}");
+    assert!(started.elapsed() >= timeout);
+    assert_eq!(manager.status(id), Some(State::TimedOut));
+    assert_eq!(manager.counts().timed_out, 1);
+    // The worker is free again.
+    wait(manager.spawn(|_: &Context| Ok::<_, BoxError>(())).unwrap()).unwrap();
+}
+
+/// A timed-out blocking attempt sees `is_cancelled()` and the task ends `TimedOut`.
+pub fn timeouts_tell_blocking_work_to_stop<A: Adapter>() {
+    let manager = one_worker::<A>();
+    let timeout = Duration::from_millis(40);
+    let started = Instant::now();
+    let handle = manager
+        .submit(
+            Task::new(|ctx: &Context| {
+                let deadline = Instant::now() + PATIENCE;
+                while !ctx.is_cancelled() {
+                    assert!(Instant::now() < deadline, "never told to stop");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok::<_, BoxError>(())
+            })
+            .timeout(timeout),
+        )
+        .unwrap();
+    assert!(wait(handle).unwrap_err().is_timed_out());
+    assert!(started.elapsed() >= timeout);
+    // A task that finishes in time is unaffected by its timeout.
+    let quick = manager
+        .submit(Task::new(|_: &Context| Ok::<_, BoxError>(3)).timeout(PATIENCE))
+        .unwrap();
+    assert_eq!(wait(quick).unwrap(), 3);
+}
+
+#[derive(Debug)]
+struct ValueError;
+
+impl std::fmt::Display for ValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid data format")
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+fn policy(retries: u32, initial_ms: u64) -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_retries(retries)
+        .initial_delay(Duration::from_millis(initial_ms))
+        .multiplier(2.0)
+        .max_delay(Duration::from_secs(1))
+        .build()
+        .unwrap()
+}
+
+/// A task that fails twice then succeeds is retried after growing delays, never early.
+pub fn failed_attempts_are_retried_with_backoff<A: Adapter>() {
+    let manager = one_worker::<A>();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let handle = manager
+        .submit(
+            Task::new({
+                let starts = Arc::clone(&starts);
+                move |ctx: &Context| {
+                    starts.lock().unwrap().push(Instant::now());
+                    if ctx.attempt() < 3 {
+                        Err(BoxError::from(std::format!(
+                            "attempt {} failed",
+                            ctx.attempt()
+                        )))
+                    } else {
+                        Ok(ctx.attempt())
+                    }
+                }
+            })
+            .retry(policy(3, 20)),
+        )
+        .unwrap();
+    let id = handle.id();
+    assert_eq!(wait(handle).unwrap(), 3);
+    let starts = starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 3);
+    assert!(starts[1] - starts[0] >= Duration::from_millis(20));
+    assert!(starts[2] - starts[1] >= Duration::from_millis(40));
+    let counts = manager.counts();
+    assert_eq!(
+        (counts.retried, counts.executed, counts.succeeded),
+        (2, 3, 1)
+    );
+    let info = manager.task(id).unwrap();
+    assert_eq!(info.attempt, 3);
+    assert_eq!(info.state, State::Succeeded);
+}
+
+/// Retries stop at the policy's limit: the task fails with its last error.
+pub fn retries_are_bounded_by_the_policy<A: Adapter>() {
+    let manager = A::builder()
+        .workers(1)
+        .default_retry(policy(2, 1))
+        .build()
+        .unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let handle = manager
+        .spawn({
+            let attempts = Arc::clone(&attempts);
+            move |ctx: &Context| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(BoxError::from(std::format!("failure {}", ctx.attempt())))
+            }
+        })
+        .unwrap();
+    let error = wait(handle).unwrap_err();
+    assert_eq!(error.to_string(), "task failed: failure 3");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(manager.counts().retried, 2);
+    assert_eq!(manager.counts().failed, 1);
+}
+
+/// The guide's custom handler: connection errors are retried, validation errors fail at
+/// once, others are retried up to attempt 2; the handler sees id, error and attempt.
+pub fn the_error_handler_decides_by_error_type<A: Adapter>() {
+    let manager = A::builder().workers(2).build().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let seen = Arc::clone(&seen);
+        move |id: errand_core::TaskId, error: &TaskError, attempt: u32| {
+            seen.lock().unwrap().push((id, attempt));
+            if error.downcast_ref::<ConnectionError>().is_some() {
+                RetryDecision::RetryAfter(Duration::from_millis(5))
+            } else if error.downcast_ref::<ValueError>().is_some() {
+                RetryDecision::Fail
+            } else if attempt < 2 {
+                RetryDecision::Retry
+            } else {
+                RetryDecision::Fail
+            }
+        }
+    };
+    let connection = manager
+        .submit(
+            Task::new(|ctx: &Context| {
+                if ctx.attempt() < 3 {
+                    Err(BoxError::from(ConnectionError))
+                } else {
+                    Ok("connected")
+                }
+            })
+            .retry(policy(5, 1))
+            .on_error(handler.clone()),
+        )
+        .unwrap();
+    let validation = manager
+        .submit(
+            Task::new(|_: &Context| Err::<(), _>(ValueError))
+                .retry(policy(5, 1))
+                .on_error(handler.clone()),
+        )
+        .unwrap();
+    let connection_id = connection.id();
+    let validation_id = validation.id();
+    assert_eq!(wait(connection).unwrap(), "connected");
+    let error = wait(validation).unwrap_err();
+    assert!(error.downcast_ref::<ValueError>().is_some());
+    let other = manager
+        .submit(
+            Task::new(|_: &Context| Err::<(), _>(BoxError::from("unknown error occurred")))
+                .retry(policy(5, 1))
+                .on_error(handler),
+        )
+        .unwrap();
+    let other_id = other.id();
+    assert_eq!(
+        wait(other).unwrap_err().to_string(),
+        "task failed: unknown error occurred"
+    );
+    let seen = seen.lock().unwrap().clone();
+    let attempts = |id| -> Vec<u32> {
+        seen.iter()
+            .filter(|(seen_id, _)| *seen_id == id)
+            .map(|(_, attempt)| *attempt)
+            .collect()
+    };
+    assert_eq!(attempts(connection_id), [1, 2]);
+    assert_eq!(attempts(validation_id), [1]);
+    assert_eq!(attempts(other_id), [1, 2]);
+}
+
+/// A panic in the error handler fails the task (with both messages); the worker lives.
+pub fn a_panicking_error_handler_fails_the_task<A: Adapter>() {
+    let manager = one_worker::<A>();
+    let handle = manager
+        .submit(
+            Task::new(|_: &Context| Err::<(), _>(BoxError::from("first failure")))
+                .retry(policy(3, 1))
+                .on_error(|_, _, _| panic!("handler exploded")),
+        )
+        .unwrap();
+    let id = handle.id();
+    assert_eq!(
+        wait(handle).unwrap_err().to_string(),
+        "task failed: first failure"
+    );
+    let info = manager.task(id).unwrap();
+    assert_eq!(info.state, State::Failed);
+    assert_eq!(
+        info.error.as_deref(),
+        Some("task failed: first failure; the error handler panicked: handler exploded")
+    );
+    assert_eq!(manager.counts().retried, 0);
+    wait(manager.spawn(|_: &Context| Ok::<_, BoxError>(())).unwrap()).unwrap();
+}
+
+/// A stored result is there until its TTL passes, then gone, and its bytes are back in
+/// the memory budget.
+pub fn stored_results_expire_and_are_freed<A: Adapter>() {
+    let manager = one_worker::<A>();
+    let kept = manager
+        .submit(
+            Task::new(|_: &Context| Ok::<_, BoxError>(String::from("report_2024.pdf")))
+                .store_result_for(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    let kept_id = kept.id();
+    assert_eq!(wait(kept).unwrap(), "report_2024.pdf");
+    // Once every task has ended, only stored results hold budget.
+    assert!(manager.wait_for_completion(PATIENCE));
+    let with_one = manager.analytics().memory.used;
+    assert!(with_one > 0);
+    assert_eq!(
+        manager
+            .stored_result::<String>(kept_id)
+            .as_deref()
+            .map(String::as_str),
+        Some("report_2024.pdf")
+    );
+    assert!(
+        manager.stored_result::<u32>(kept_id).is_none(),
+        "wrong type"
+    );
+
+    let ttl = Duration::from_millis(50);
+    let brief = manager
+        .submit(Task::new(|_: &Context| Ok::<_, BoxError>([7_u64; 64])).store_result_for(ttl))
+        .unwrap();
+    let brief_id = brief.id();
+    assert_eq!(wait(brief).unwrap(), [7; 64]);
+    assert!(manager.wait_for_completion(PATIENCE));
+    assert!(manager.analytics().memory.used > with_one);
+    assert_eq!(manager.analytics().stored_results, 2);
+    // Past its TTL the result is gone and its bytes are back in the budget.
+    std::thread::sleep(ttl);
+    assert!(
+        manager.stored_result::<[u64; 64]>(brief_id).is_none(),
+        "expired"
+    );
+    assert_eq!(manager.analytics().memory.used, with_one);
+    assert_eq!(manager.analytics().stored_results, 1);
+    // Results are stored only when asked for.
+    let plain = manager
+        .spawn(|_: &Context| Ok::<_, BoxError>(1_u8))
+        .unwrap();
+    let plain_id = plain.id();
+    wait(plain).unwrap();
+    assert!(manager.stored_result::<u8>(plain_id).is_none());
+}
+
+/// Once queued tasks fill the memory budget, submissions are refused and the task is
+/// given back; the budget refills as tasks end.
+pub fn a_spent_budget_gives_the_task_back<A: Adapter>() {
+    let manager = A::builder().workers(1).memory_pool_mb(1).build().unwrap();
+    let (gate, blocker) = block_worker(&manager);
+    let chunk = [1_u8; 30_000];
+    let mut accepted = Vec::new();
+    let error = loop {
+        match manager.spawn(move |_: &Context| Ok::<_, BoxError>(chunk[0])) {
+            Ok(handle) => accepted.push(handle),
+            Err(error) => break error,
+        }
+        assert!(accepted.len() <= 40, "the budget never ran out");
+    };
+    let SubmitError::BudgetExceeded {
+        requested, budget, ..
+    } = &error
+    else {
+        panic!("expected a budget error, got {error}");
+    };
+    // Each task is charged its closure (30 000 bytes and change) plus bookkeeping: as
+    // many fit as 1 MiB holds (the small blocker fits in the remainder).
+    assert!(*requested > 30_000 && *requested < 31_000);
+    assert_eq!(accepted.len(), (1 << 20) / *requested);
+    assert_eq!(*budget, 1 << 20);
+    assert!(
+        error
+            .to_string()
+            .starts_with("memory budget exceeded: the task needs ")
+    );
+    let task = error.into_task();
+    gate.open();
+    wait(blocker).unwrap();
+    for handle in accepted {
+        assert_eq!(wait(handle).unwrap(), 1);
+    }
+    assert!(manager.wait_for_completion(PATIENCE));
+    assert_eq!(manager.analytics().memory.used, 0);
+    assert_eq!(wait(manager.submit(task).unwrap()).unwrap(), 1);
+}
+
+/// A batch is accepted whole or refused whole, with every task given back.
+pub fn batches_are_all_or_nothing<A: Adapter>() {
+    let manager = A::builder().workers(1).queue_capacity(3).build().unwrap();
+    let (gate, blocker) = block_worker(&manager);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let make = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|i| {
+                let ran = Arc::clone(&ran);
+                Task::new(move |_: &Context| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, BoxError>(i)
+                })
+            })
+            .collect()
+    };
+    let error = manager.submit_batch(make(3)).unwrap_err();
+    assert!(matches!(error, SubmitError::QueueFull { capacity: 3, .. }));
+    assert_eq!(error.into_task().len(), 3);
+    assert_eq!(manager.active_tasks().len(), 1, "only the blocker is live");
+    let handles = manager.submit_batch(make(2)).unwrap();
+    gate.open();
+    wait(blocker).unwrap();
+    let values: Vec<_> = handles.into_iter().map(|h| wait(h).unwrap()).collect();
+    assert_eq!(values, [0, 1]);
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+}
+
+/// Analytics count what ran and, with profiling, time it per priority.
+pub fn analytics_count_and_time_the_work<A: Adapter>() {
+    let manager = A::builder()
+        .workers(1)
+        .enable_profiling(true)
+        .build()
+        .unwrap();
+    let (gate, blocker) = block_worker(&manager);
+    let queued: Vec<_> = [Priority::LOW, Priority::HIGH, Priority::HIGH]
+        .into_iter()
+        .map(|priority| {
+            manager
+                .submit(Task::new(|_: &Context| Ok::<_, BoxError>(())).priority(priority))
+                .unwrap()
+        })
+        .collect();
+    let failing = manager
+        .spawn(|_: &Context| Err::<(), _>(BoxError::from("no")))
+        .unwrap();
+    let analytics = manager.analytics();
+    assert_eq!(analytics.queue_size.low, 1);
+    assert_eq!(analytics.queue_size.high, 2);
+    assert_eq!(analytics.queue_size.normal, 1);
+    assert_eq!(analytics.queue_size.total(), 4);
+    assert_eq!(analytics.running, 1);
+    gate.open();
+    wait(blocker).unwrap();
+    for handle in queued {
+        wait(handle).unwrap();
+    }
+    wait(failing).unwrap_err();
+    assert!(manager.wait_for_completion(PATIENCE));
+    let analytics = manager.analytics();
+    assert_eq!(analytics.counts.executed, 5);
+    assert_eq!(analytics.counts.succeeded, 4);
+    assert_eq!(analytics.counts.failed, 1);
+    assert_eq!(analytics.counts.peak_concurrency, 1);
+    assert!(analytics.profiling);
+    assert!(analytics.avg_execution_time.is_some());
+    assert!(analytics.p99_execution_time >= analytics.p50_execution_time);
+    let [low, normal, high, critical] = analytics.dispatch_latency;
+    assert_eq!(
+        (low.count, normal.count, high.count, critical.count),
+        (1, 1, 2, 1)
+    );
+    assert!(high.p50.is_some());
+    assert!(analytics.uptime > Duration::ZERO);
+    assert_eq!(analytics.queue_size.total(), 0);
+}
+
+/// Performance reports the process (on Linux), workers, throughput and error rate.
+pub fn performance_reports_process_and_rates<A: Adapter>() {
+    let manager = A::builder().workers(2).build().unwrap();
+    for i in 0..4 {
+        let handle = manager
+            .spawn(move |_: &Context| {
+                if i == 0 {
+                    Err(BoxError::from("one in four fails"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap();
+        let _ = wait(handle);
+    }
+    assert!(manager.wait_for_completion(PATIENCE));
+    let performance = manager.performance();
+    assert_eq!(performance.workers, 2);
+    assert_eq!(performance.error_rate, 25.0);
+    assert!(performance.throughput > 0.0);
+    assert!(performance.memory_pool_limit > 0);
+    if cfg!(target_os = "linux") {
+        assert!(performance.cpu_percent.unwrap() >= 0.0);
+        assert!(performance.rss_bytes.unwrap() > 0);
+    }
+    let json = serde_json::to_value(&performance).unwrap();
+    assert_eq!(json["workers"], 2);
+    let json = serde_json::to_value(manager.analytics()).unwrap();
+    assert_eq!(json["counts"]["failed"], 1);
+}
+
+/// A shutdown reports scheduled work as unfinished too, and it never runs.
+pub fn shutdown_reports_scheduled_work<A: Adapter>() {
+    let manager = one_worker::<A>();
+    let later = manager
+        .submit(Task::new(|_: &Context| Ok::<_, BoxError>(())).delay(Duration::from_secs(3600)))
+        .unwrap();
+    let report = manager.shutdown(Duration::from_millis(10));
+    assert_eq!(report.unfinished.len(), 1);
+    assert_eq!(report.unfinished[0].id, later.id());
+    assert_eq!(report.unfinished[0].state, State::Scheduled);
+    assert!(wait(later).unwrap_err().is_cancelled());
+    let counts = manager.counts();
+    assert_eq!(counts.submitted, counts.ended());
 }

@@ -3,15 +3,16 @@
 
 use std::boxed::Box;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::Instant;
 
 use event_listener::{Event, Listener};
 
 use super::error::TaskError;
-use super::job::{BoxFuture, ErasedJob, Outcome};
+use super::job::{BoxFuture, Outcome};
 use super::shared::{Claimed, Idle, Inner};
 use crate::TaskId;
 
@@ -54,6 +55,9 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
 /// # Examples
 ///
 /// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::time::Instant;
 /// use errand_core::engine::{AsyncRuntime, Driver, Runtime};
 ///
 /// /// A toy runtime: one OS thread per driver, each driving its async loop itself, and a
@@ -71,25 +75,47 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
 ///     fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>) {
 ///         std::thread::spawn(job);
 ///     }
+///
+///     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+///         // Good enough for a toy: the drivers here run on threads of their own.
+///         Box::pin(async move { std::thread::sleep(deadline - Instant::now()) })
+///     }
 /// }
 /// ```
 pub trait AsyncRuntime: Runtime {
     /// Runs `job` where it may block (a blocking pool), never on an async worker. The
     /// engine awaits its end itself; if the runtime drops `job` without running it, the
-    /// task ends cancelled.
+    /// task fails (and its handle resolves as cancelled).
     fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>);
+
+    /// A future that completes at `deadline` (the timer driver sleeps on it, and is woken
+    /// earlier by the engine when an earlier deadline arrives).
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
-/// One of the engine's loops (a worker), handed to [`Runtime::spawn`].
+/// One of the engine's loops, handed to [`Runtime::spawn`]: a worker, or the timer
+/// driver.
 ///
 /// A worker claims queued tasks one at a time and runs them; when the queue is empty it
 /// parks (registers as idle, re-checks the queue, then waits on an event: no wakeup is
 /// lost and an idle manager uses no CPU). It returns when the manager shuts down (or is
 /// dropped) and the queue is empty.
+///
+/// The timer driver fires due timers (delayed starts, retry delays, timeouts), expires
+/// stored results, and sleeps until the next deadline; an earlier deadline wakes it early.
+/// It returns when the manager shuts down or is dropped.
 #[must_use = "a driver does nothing unless run"]
 pub struct Driver<R> {
     inner: Arc<Inner>,
     runtime: R,
+    role: Role,
+}
+
+/// Which loop a driver runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Worker,
+    Timer,
 }
 
 impl<R> std::fmt::Debug for Driver<R> {
@@ -99,18 +125,32 @@ impl<R> std::fmt::Debug for Driver<R> {
 }
 
 impl<R: Runtime> Driver<R> {
-    pub(crate) fn new(inner: Arc<Inner>, runtime: R) -> Self {
-        Self { inner, runtime }
+    pub(crate) fn new(inner: Arc<Inner>, runtime: R, role: Role) -> Self {
+        Self {
+            inner,
+            runtime,
+            role,
+        }
     }
 
-    /// Runs the loop on the current thread, blocking it: blocking tasks run right here,
-    /// async tasks are polled here (the thread parks while they are pending).
+    /// Runs the loop on the current thread, blocking it: a worker runs blocking tasks
+    /// right here and polls async tasks here (the thread parks while they are pending);
+    /// the timer driver sleeps here until its next deadline.
     pub fn run_blocking(self) {
         let inner = &self.inner;
+        if self.role == Role::Timer {
+            while let Some((deadline, listener)) = inner.fire_timers() {
+                match deadline {
+                    Some(deadline) => drop(listener.wait_deadline(deadline)),
+                    None => listener.wait(),
+                }
+            }
+            return;
+        }
         loop {
             if let Some(mut claimed) = inner.claim() {
                 let outcome = run_here(inner, &mut claimed);
-                inner.finish(claimed.id, Some(claimed.job), outcome);
+                inner.finish(claimed, outcome);
                 continue;
             }
             match inner.idle_listener() {
@@ -124,6 +164,12 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// Whether this is the timer driver (it sleeps most of the time) rather than a worker.
+    #[must_use]
+    pub fn is_timer(&self) -> bool {
+        self.role == Role::Timer
+    }
+
     /// The runtime the driver was started by.
     pub fn runtime(&self) -> &R {
         &self.runtime
@@ -131,15 +177,36 @@ impl<R: Runtime> Driver<R> {
 }
 
 impl<R: AsyncRuntime> Driver<R> {
-    /// Runs the loop as a future: async tasks are polled inside it, blocking tasks are sent
-    /// to [`AsyncRuntime::spawn_blocking`] and awaited (so a worker runs one task at a
-    /// time, whatever its kind, and never blocks its executor).
+    /// Runs the loop as a future. A worker polls async tasks inside it and sends blocking
+    /// tasks to [`AsyncRuntime::spawn_blocking`], awaiting them (so a worker runs one task
+    /// at a time, whatever its kind, and never blocks its executor); the timer driver
+    /// sleeps with [`AsyncRuntime::sleep_until`].
     pub async fn run(self) {
         let inner = &self.inner;
+        if self.role == Role::Timer {
+            while let Some((deadline, mut listener)) = inner.fire_timers() {
+                match deadline {
+                    Some(deadline) => {
+                        let mut sleep = self.runtime.sleep_until(deadline);
+                        std::future::poll_fn(|cx| {
+                            if Pin::new(&mut listener).poll(cx).is_ready()
+                                || sleep.as_mut().poll(cx).is_ready()
+                            {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                    }
+                    None => listener.await,
+                }
+            }
+            return;
+        }
         loop {
             if let Some(claimed) = inner.claim() {
-                let (id, job, outcome) = run_async(inner, &self.runtime, claimed).await;
-                inner.finish(id, job, outcome);
+                run_async(inner, &self.runtime, claimed).await;
                 continue;
             }
             match inner.idle_listener() {
@@ -161,7 +228,7 @@ fn run_here(inner: &Inner, claimed: &mut Claimed) -> Outcome {
         return outcome;
     }
     match claimed.job.future(claimed.ctx.clone()) {
-        Some(future) => block_on(race(inner, claimed.id, future)),
+        Some(future) => block_on(race(inner, claimed.meta.id, future)),
         None => Err(TaskError::failed("the job is neither blocking nor async")),
     }
 }
@@ -169,16 +236,13 @@ fn run_here(inner: &Inner, claimed: &mut Claimed) -> Outcome {
 /// Runs one attempt from an async worker: an async job's future is raced against the
 /// task's signal right here; a blocking job goes to the runtime's blocking pool and the
 /// worker awaits it there.
-async fn run_async<R: AsyncRuntime>(
-    inner: &Inner,
-    runtime: &R,
-    mut claimed: Claimed,
-) -> (TaskId, Option<Box<dyn ErasedJob>>, Outcome) {
+async fn run_async<R: AsyncRuntime>(inner: &Inner, runtime: &R, mut claimed: Claimed) {
     if let Some(future) = claimed.job.future(claimed.ctx.clone()) {
-        let outcome = race(inner, claimed.id, future).await;
-        return (claimed.id, Some(claimed.job), outcome);
+        let outcome = race(inner, claimed.meta.id, future).await;
+        inner.finish(claimed, outcome);
+        return;
     }
-    let id = claimed.id;
+    let meta = claimed.meta;
     let channel = Oneshot::new();
     let sender = Sender(Arc::clone(&channel));
     runtime.spawn_blocking(Box::new(move || {
@@ -187,17 +251,11 @@ async fn run_async<R: AsyncRuntime>(
             .job
             .call(&claimed.ctx)
             .unwrap_or_else(|| Err(TaskError::failed("the job is neither blocking nor async")));
-        sender.0.send((claimed.job, outcome));
+        sender.0.send((claimed, outcome));
     }));
     match channel.recv().await {
-        Some((job, outcome)) => (id, Some(job), outcome),
-        None => (
-            id,
-            None,
-            Err(TaskError::failed(
-                "the runtime dropped the blocking job without running it",
-            )),
-        ),
+        Some((claimed, outcome)) => inner.finish(claimed, outcome),
+        None => inner.finish_lost(meta),
     }
 }
 

@@ -6,6 +6,7 @@
     reason = "`sealed::Erase` is unnameable outside the crate; its methods name crate types"
 )]
 
+use std::any::Any;
 use std::boxed::Box;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,10 +18,11 @@ use event_listener::Event;
 
 use super::context::Context;
 use super::error::{BoxError, TaskError};
-use super::spec::Spec;
-use crate::Priority;
+use super::spec::{Spec, Start, Store, StoreFn};
 use crate::State;
+use crate::{Priority, RetryDecision, RetryPolicy, TaskId};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 /// `Completion::ended` before the end is published.
 const NOT_ENDED: u8 = u8::MAX;
@@ -42,6 +44,8 @@ pub(crate) trait ErasedJob: Send {
     fn future(&mut self, ctx: Context) -> Option<BoxFuture<Outcome>>;
     /// Publishes the task's end to its handle: the staged value when `result` is `Ok`.
     fn complete(self: Box<Self>, result: Result<(), TaskError>);
+    /// Applies `clone` to the staged value (for the result store).
+    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)>;
 }
 
 /// A task ready to submit: the work plus how to run it (priority, and the other settings
@@ -139,10 +143,102 @@ impl<J> Task<J> {
         self
     }
 
+    /// Starts the task no earlier than `delay` after submission (it waits `Scheduled`).
+    #[must_use]
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.spec.start = Start::After(delay);
+        self
+    }
+
+    /// Starts the task no earlier than `at` (an instant in the past means now).
+    #[must_use]
+    pub fn at(mut self, at: Instant) -> Self {
+        self.spec.start = Start::At(at);
+        self
+    }
+
+    /// Gives each attempt at most `timeout` (instead of the manager's default): at the
+    /// deadline an async attempt's future is dropped, a blocking attempt is told through
+    /// [`Context::is_cancelled`], and the task ends `TimedOut` (a timeout is final, never
+    /// retried). Zero is an invalid spec.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.spec.timeout = Some(timeout);
+        self
+    }
+
+    /// Retries failed attempts under `policy` (instead of the manager's default).
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.spec.retry = Some(policy);
+        self
+    }
+
+    /// Lets `handler` decide about each failed attempt (an error or a panic): it gets the
+    /// task's id, the error (downcast it with [`TaskError::downcast_ref`]) and the attempt
+    /// number (1 for the first), and returns [`RetryDecision::Retry`] (after the retry
+    /// policy's delay), [`RetryDecision::RetryAfter`] or [`RetryDecision::Fail`]. Retries
+    /// stay bounded by the policy's `max_retries`; with no policy set, the manager's
+    /// default applies. A panicking handler counts as `Fail`, and the task's error then
+    /// carries the handler's panic message.
+    ///
+    /// It runs on the worker that ran the attempt: keep it short.
+    #[must_use]
+    pub fn on_error(
+        mut self,
+        handler: impl Fn(TaskId, &TaskError, u32) -> RetryDecision + Send + Sync + 'static,
+    ) -> Self {
+        self.spec.on_error = Some(Arc::new(handler));
+        self
+    }
+
     /// The work, without its settings.
     pub fn into_inner(self) -> J {
         self.job
     }
+}
+
+impl<J: Job> Task<J>
+where
+    J::Output: Clone + Sync,
+{
+    /// Keeps a copy of the task's value after it succeeds, for
+    /// [`Manager::stored_result`](super::Manager::stored_result), during the manager's
+    /// default result TTL. The copy is charged to the memory budget and freed (its bytes
+    /// returned) when the TTL expires.
+    #[must_use]
+    pub fn store_result(mut self) -> Self {
+        self.spec.store = Some(Store {
+            ttl: None,
+            clone: clone_into_store::<J::Output>,
+        });
+        self
+    }
+
+    /// Like [`store_result`](Self::store_result), kept for `ttl`.
+    #[must_use]
+    pub fn store_result_for(mut self, ttl: Duration) -> Self {
+        self.spec.store = Some(Store {
+            ttl: Some(ttl),
+            clone: clone_into_store::<J::Output>,
+        });
+        self
+    }
+}
+
+/// Bytes a stored result is charged beyond `size_of::<T>()`: the `Arc`'s counts, the
+/// store's map entry and expiry-queue entry, rounded up.
+pub(crate) const STORED_RESULT_OVERHEAD: usize = 96;
+
+/// The [`StoreFn`] of `T`.
+fn clone_into_store<T: Clone + Send + Sync + 'static>(
+    value: &dyn Any,
+) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
+    let value = value.downcast_ref::<T>()?;
+    Some((
+        Arc::new(value.clone()),
+        core::mem::size_of::<T>() + STORED_RESULT_OVERHEAD,
+    ))
 }
 
 /// The work of a [`Task`]: [`Blocking`] or [`Async`]. Sealed; its `Output` is the
@@ -258,6 +354,10 @@ where
     fn complete(self: Box<Self>, result: Result<(), TaskError>) {
         self.completion.finish(result);
     }
+
+    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
+        self.completion.clone_staged(clone)
+    }
 }
 
 impl<F, Fut, T, E> ErasedJob for AsyncJob<F, T>
@@ -297,6 +397,10 @@ where
 
     fn complete(self: Box<Self>, result: Result<(), TaskError>) {
         self.completion.finish(result);
+    }
+
+    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
+        self.completion.clone_staged(clone)
     }
 }
 
@@ -367,6 +471,17 @@ impl<T> Completion<T> {
         }
         self.done.store(true, Ordering::Release);
         self.event.notify(usize::MAX);
+    }
+
+    /// Applies `clone` to the staged value, if there is one.
+    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)>
+    where
+        T: 'static,
+    {
+        match &*self.lock() {
+            Slot::Staged(value) => clone(value),
+            _ => None,
+        }
     }
 
     /// Whether the end is published.

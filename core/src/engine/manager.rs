@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::context::Context;
-use super::driver::{Driver, Runtime};
+use super::driver::{Driver, Role, Runtime};
 use super::error::{BoxError, BuildError, CancelError, SubmitError};
 use super::handle::TaskHandle;
 use super::job::{Async, Blocking, Job, Task};
 use super::shared::{Config, Inner};
-use super::snapshot::{Counts, ShutdownReport, TaskInfo};
-use crate::{Mode, State, TaskId};
+use super::snapshot::{Analytics, Counts, Performance, ShutdownReport, TaskInfo};
+use crate::{Mode, RetryPolicy, State, TaskId};
 
 /// Configures and builds a [`Manager`] on runtime `R`.
 ///
@@ -42,11 +42,24 @@ pub struct Builder<R> {
     queue_capacity: usize,
     mode: Mode,
     history: usize,
+    memory_pool_mb: usize,
+    profiling: bool,
+    retry: RetryPolicy,
+    timeout: Option<Duration>,
+    result_ttl: Duration,
+    seed: Option<u64>,
+}
+
+impl<R> Builder<R> {
+    fn default_timeout_is_zero(&self) -> bool {
+        self.timeout == Some(Duration::ZERO)
+    }
 }
 
 impl<R: Runtime> Builder<R> {
     /// Defaults: as many workers as the machine has cores, a queue capacity of 10 000 live
-    /// tasks, strict priorities, a history of 1 024 finished tasks.
+    /// tasks, strict priorities, a history of 1 024 finished tasks, a 512 MB memory pool,
+    /// profiling off, no retries, no timeout, results kept 24 hours.
     pub fn new(runtime: R) -> Self {
         Self {
             runtime,
@@ -54,7 +67,56 @@ impl<R: Runtime> Builder<R> {
             queue_capacity: 10_000,
             mode: Mode::Strict,
             history: 1024,
+            memory_pool_mb: 512,
+            profiling: false,
+            retry: RetryPolicy::none(),
+            timeout: None,
+            result_ttl: Duration::from_secs(24 * 60 * 60),
+            seed: None,
         }
+    }
+
+    /// The memory budget, in MiB (2^20 bytes). Each task is charged while it lives: its
+    /// boxed closure or async closure (`size_of` of it) plus 128 bytes for its
+    /// allocations' bookkeeping; each stored result `size_of` its value plus 96 bytes,
+    /// until it expires. When the budget is spent, submissions fail with
+    /// [`SubmitError::BudgetExceeded`] (giving the task back) and results are not stored.
+    /// Heap memory a value owns (a `Vec`'s buffer) is not seen by `size_of` and is not
+    /// charged.
+    pub fn memory_pool_mb(mut self, megabytes: usize) -> Self {
+        self.memory_pool_mb = megabytes;
+        self
+    }
+
+    /// Records execution times and dispatch latency per priority (two histogram updates
+    /// per task), reported by [`Manager::analytics`].
+    pub fn enable_profiling(mut self, on: bool) -> Self {
+        self.profiling = on;
+        self
+    }
+
+    /// The retry policy of tasks that set none (default: no retries).
+    pub fn default_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The timeout of tasks that set none (default: none).
+    pub fn default_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long stored results are kept when a task does not say (default: 24 hours).
+    pub fn default_result_ttl(mut self, ttl: Duration) -> Self {
+        self.result_ttl = ttl;
+        self
+    }
+
+    /// Seeds the retry jitter, making its delays reproducible (default: from the clock).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// How many tasks run at once (at least 1).
@@ -102,21 +164,38 @@ impl<R: Runtime> Builder<R> {
                 self.queue_capacity
             )));
         }
+        if self.default_timeout_is_zero() {
+            return Err(BuildError::new("the default timeout is 0 s"));
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
         let inner = Arc::new(Inner::new(Config {
             workers: self.workers,
             capacity: self.queue_capacity,
             mode: self.mode,
             history: self.history,
+            memory_pool: self.memory_pool_mb.saturating_mul(1 << 20),
+            profiling: self.profiling,
+            retry: self.retry,
+            timeout: self.timeout,
+            result_ttl: self.result_ttl,
+            seed,
         }));
-        for started in 0..self.workers {
-            if let Err(error) = self
-                .runtime
-                .spawn(Driver::new(Arc::clone(&inner), self.runtime.clone()))
+        let roles =
+            core::iter::once(Role::Timer).chain(core::iter::repeat_n(Role::Worker, self.workers));
+        for (started, role) in roles.enumerate() {
+            if let Err(error) =
+                self.runtime
+                    .spawn(Driver::new(Arc::clone(&inner), self.runtime.clone(), role))
             {
                 inner.stop_workers();
                 return Err(BuildError::new(std::format!(
-                    "the runtime could not start worker {} of {}: {error}",
+                    "the runtime could not start driver {} of {} (the timer driver and {} workers): {error}",
                     started + 1,
+                    self.workers + 1,
                     self.workers
                 )));
             }
@@ -179,6 +258,10 @@ impl<R: Runtime> Manager<R> {
     ///
     /// [`SubmitError`] with the task given back: the queue is full, the manager is shutting
     /// down, or the task's spec is invalid.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error hands the task back by value; boxing it would allocate on every submission"
+    )]
     pub fn submit<J: Job>(
         &self,
         task: Task<J>,
@@ -193,7 +276,8 @@ impl<R: Runtime> Manager<R> {
     /// As [`submit`](Self::submit).
     #[allow(
         clippy::type_complexity,
-        reason = "the error names the task it gives back"
+        clippy::result_large_err,
+        reason = "the error hands the task back by value; boxing it would allocate on every submission"
     )]
     pub fn spawn<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<Task<Blocking<F>>>>
     where
@@ -211,7 +295,8 @@ impl<R: Runtime> Manager<R> {
     /// As [`submit`](Self::submit).
     #[allow(
         clippy::type_complexity,
-        reason = "the error names the task it gives back"
+        clippy::result_large_err,
+        reason = "the error hands the task back by value; boxing it would allocate on every submission"
     )]
     pub fn spawn_async<F, Fut, T, E>(
         &self,
@@ -224,6 +309,47 @@ impl<R: Runtime> Manager<R> {
         E: Into<BoxError>,
     {
         self.submit(Task::new_async(f))
+    }
+
+    /// Submits every task of `tasks`, or none: if one is refused, every task comes back
+    /// in the error (in order) and nothing was started.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit), for the first task refused (a budget error names what
+    /// the whole batch needed); the error carries all the tasks.
+    #[allow(
+        clippy::type_complexity,
+        reason = "the error names the tasks it gives back"
+    )]
+    pub fn submit_batch<J: Job>(
+        &self,
+        tasks: Vec<Task<J>>,
+    ) -> Result<Vec<TaskHandle<J::Output>>, SubmitError<Vec<Task<J>>>> {
+        self.inner.submit_batch(tasks)
+    }
+
+    /// The stored value of task `id` (see [`Task::store_result`]) while its TTL lasts;
+    /// `None` once it expired (expired results are freed), if the task stored none, or if
+    /// `T` is not its type.
+    #[must_use]
+    pub fn stored_result<T: Send + Sync + 'static>(&self, id: TaskId) -> Option<Arc<T>> {
+        self.inner.stored_result(id)?.downcast::<T>().ok()
+    }
+
+    /// Analytics: counts, execution times, queue sizes per priority, peak concurrency,
+    /// uptime, dispatch latency per priority, memory.
+    #[must_use]
+    pub fn analytics(&self) -> Analytics {
+        self.inner.analytics()
+    }
+
+    /// Performance: process CPU and memory, active workers, throughput and error rate.
+    /// CPU and throughput are measured over the window since the previous call (since the
+    /// manager was built, for the first call).
+    #[must_use]
+    pub fn performance(&self) -> Performance {
+        self.inner.performance()
     }
 
     /// Cancels task `id`: a task that has not started never will; a running async task's

@@ -52,7 +52,9 @@ mod handle;
 mod history;
 mod job;
 mod manager;
+mod process;
 mod record;
+mod results;
 mod shared;
 mod snapshot;
 mod spec;
@@ -65,4 +67,6 @@ pub use error::{
 pub use handle::TaskHandle;
 pub use job::{Async, Blocking, Job, Task};
 pub use manager::{Builder, Manager};
-pub use snapshot::{Counts, ShutdownReport, TaskInfo};
+pub use snapshot::{
+    Analytics, Counts, LevelLatency, Performance, QueueSizes, ShutdownReport, TaskInfo,
+};

@@ -8,13 +8,15 @@ use std::borrow::Cow;
 use std::boxed::Box;
 use std::string::String;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use event_listener::Event;
 
 use super::job::ErasedJob;
-use std::sync::atomic::{AtomicBool, Ordering};
+use super::spec::{ErrorHandler, Store};
+use crate::{Backoff, OwnedReservation, RetryPolicy, SplitMix64};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::sync::UnsafeCell;
 use crate::{Priority, State, StateCell};
@@ -60,7 +62,6 @@ impl Signal {
 }
 
 /// The cold per-task data: written at submission, start and end, and by progress reports.
-#[derive(Debug)]
 pub(crate) struct Cold {
     pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) priority: Priority,
@@ -73,10 +74,21 @@ pub(crate) struct Cold {
     pub(crate) finished_at: Option<Instant>,
     /// The last attempt's error, as text.
     pub(crate) error: Option<String>,
+    /// Each attempt's time limit.
+    pub(crate) timeout: Option<Duration>,
+    /// The retry policy's state for this task.
+    pub(crate) backoff: Backoff,
+    /// The jitter's random source, seeded per task.
+    pub(crate) rng: SplitMix64,
+    pub(crate) on_error: Option<ErrorHandler>,
+    pub(crate) store: Option<Store>,
+    /// The memory budget's charge for the job; given back when the slot is released.
+    pub(crate) charge: Option<OwnedReservation>,
 }
 
 impl Cold {
-    fn empty(now: Instant) -> Self {
+    /// Cold data of a task submitted at `now`, with every setting at its default.
+    pub(crate) fn empty(now: Instant) -> Self {
         Self {
             label: None,
             priority: Priority::NORMAL,
@@ -87,6 +99,12 @@ impl Cold {
             started_at: None,
             finished_at: None,
             error: None,
+            timeout: None,
+            backoff: RetryPolicy::none().backoff(),
+            rng: SplitMix64::new(0),
+            on_error: None,
+            store: None,
+            charge: None,
         }
     }
 }
@@ -98,6 +116,12 @@ pub(crate) struct Record {
     /// The job between runs (rules 2-3); `None` while a worker runs it and after the end.
     job: UnsafeCell<Option<Box<dyn ErasedJob>>>,
     pub(crate) signal: Signal,
+    /// The task's priority (a copy of the cold one, read without the lock when it is
+    /// queued from a timer).
+    pub(crate) priority: AtomicU8,
+    /// When the task last became ready to run (`Queued`), in nanoseconds since the
+    /// manager's epoch: the start of its dispatch latency.
+    pub(crate) ready_at: AtomicU64,
     cold: Mutex<Cold>,
 }
 
@@ -113,6 +137,8 @@ impl Record {
             state: StateCell::new(State::Cancelled),
             job: UnsafeCell::new(None),
             signal: Signal::new(),
+            priority: AtomicU8::new(Priority::NORMAL.0),
+            ready_at: AtomicU64::new(0),
             cold: Mutex::new(Cold::empty(now)),
         }
     }
@@ -128,17 +154,9 @@ impl Record {
     /// Prepares a just-acquired slot for a new task. The state stays terminal (rule 2)
     /// until [`publish`](Self::publish).
     pub(crate) fn reset(&self, cold: Cold) {
+        self.priority.store(cold.priority.0, Ordering::Relaxed);
         *self.lock() = cold;
         self.signal.reset();
-    }
-
-    /// Builds fresh cold data.
-    pub(crate) fn cold(label: Option<Cow<'static, str>>, priority: Priority, now: Instant) -> Cold {
-        Cold {
-            label,
-            priority,
-            ..Cold::empty(now)
-        }
     }
 
     /// Stores the job and makes the task live in `state` (a `Release` store).
@@ -163,5 +181,16 @@ impl Record {
     pub(crate) unsafe fn take_job(&self) -> Option<Box<dyn ErasedJob>> {
         // SAFETY: rule 3 makes the caller the cell's only user.
         self.job.with_mut(|cell| unsafe { (*cell).take() })
+    }
+
+    /// Puts the job back before a `Retry` or `Reschedule`.
+    ///
+    /// # Safety
+    ///
+    /// Rule 3: the caller took the job after winning `Start` and has not applied another
+    /// event since.
+    pub(crate) unsafe fn put_job(&self, job: Box<dyn ErasedJob>) {
+        // SAFETY: rule 3 makes the caller the cell's only user.
+        self.job.with_mut(|cell| unsafe { *cell = Some(job) });
     }
 }

@@ -1,37 +1,56 @@
-//! The engine's shared state and every task operation: submit, claim, finish, cancel,
-//! finalize, and the queries. Runtime-free: the worker loops in `driver.rs` call in here.
+//! The engine's shared state and every task operation: submit, claim, finish (with
+//! retries), cancel, timers, finalize, and the queries. Runtime-free: the loops in
+//! `driver.rs` call in here.
 
+use std::any::Any;
 use std::boxed::Box;
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::string::{String, ToString};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use crossbeam_utils::CachePadded;
-use event_listener::{Event, IntoNotification, Listener};
+use event_listener::{Event, EventListener, IntoNotification, Listener};
 
 use super::context::Context;
 use super::error::{CancelError, SubmitError, TaskError};
 use super::handle::TaskHandle;
 use super::history::History;
 use super::job::{Completion, ErasedJob, Job, Outcome, Task};
-use super::record::Record;
-use super::snapshot::{Clock, Counts, TaskInfo};
-use crate::{BoxedPriorityQueue, Entry, Event as TaskEvent, Mode, SlotTable, State, TaskId};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use super::record::{Cold, Record};
+use super::results::Results;
+use super::snapshot::{Analytics, Clock, Counts, LevelLatency, Performance, QueueSizes, TaskInfo};
+use super::spec::Start;
+use crate::{
+    BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Histogram, Level, MemoryBudget, Mode,
+    OwnedReservation, Priority, RetryDecision, RetryPolicy, SlotTable, SplitMix64, State, TaskId,
+    TimerEntry, TimerWheel,
+};
 
-/// The engine's counters (see [`Counts`]).
+/// Bytes a task is charged beyond its boxed job's size: the box's and the completion's
+/// allocations (counts, lock, event), rounded up. Documented on `Builder::memory_pool_mb`.
+pub(crate) const TASK_OVERHEAD: usize = 128;
+
+/// The engine's counters and histograms (see [`Counts`] and [`Analytics`]).
 #[derive(Default)]
 struct Stats {
-    submitted: AtomicUsize,
-    executed: AtomicUsize,
-    succeeded: AtomicUsize,
-    failed: AtomicUsize,
-    cancelled: AtomicUsize,
-    timed_out: AtomicUsize,
-    stopped: AtomicUsize,
-    panicked: AtomicUsize,
+    submitted: Counter,
+    executed: Counter,
+    succeeded: Counter,
+    failed: Counter,
+    retried: Counter,
+    cancelled: Counter,
+    timed_out: Counter,
+    stopped: Counter,
+    panicked: Counter,
     running: AtomicUsize,
     peak: AtomicUsize,
+    /// Attempt durations, when profiling.
+    execution: Histogram,
+    /// Ready-to-start latency per level (indexed by `Level::index`), when profiling.
+    dispatch: [Histogram; Level::COUNT],
 }
 
 /// How a task is being ended from outside its worker.
@@ -49,13 +68,45 @@ pub(crate) struct Config {
     pub(crate) capacity: usize,
     pub(crate) mode: Mode,
     pub(crate) history: usize,
+    pub(crate) memory_pool: usize,
+    pub(crate) profiling: bool,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) result_ttl: Duration,
+    pub(crate) seed: u64,
+}
+
+/// What a timer entry of a slot means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A waiting (`Scheduled`/`Retrying`) task becomes `Due`.
+    Wake,
+    /// A running attempt's timeout.
+    Timeout,
+}
+
+/// The timer wheel (ticks are milliseconds since the manager's epoch) and what each
+/// slot's entry means. One entry per slot suffices: a slot never waits for a delay and
+/// runs at once.
+struct Timers {
+    wheel: TimerWheel<Box<[TimerEntry]>>,
+    kinds: Box<[Kind]>,
 }
 
 /// A task a worker claimed: it won `Start` and owns the job until it applies an end event.
 pub(crate) struct Claimed {
-    pub(crate) id: TaskId,
+    pub(crate) meta: AttemptMeta,
     pub(crate) job: Box<dyn ErasedJob>,
     pub(crate) ctx: Context,
+}
+
+/// What the engine needs to end an attempt, apart from its job.
+#[derive(Clone, Copy)]
+pub(crate) struct AttemptMeta {
+    pub(crate) id: TaskId,
+    started: Instant,
+    /// Whether a timeout timer was armed for this attempt.
+    timed: bool,
 }
 
 /// Everything the manager, its handles and its workers share.
@@ -66,11 +117,16 @@ pub(crate) struct Inner {
     idle: CachePadded<AtomicUsize>,
     /// Notified when work arrives while a worker is idle, and when workers must stop.
     work: Event,
+    timers: Mutex<Timers>,
+    /// Wakes the timer driver: an earlier deadline, or stopping.
+    timer_event: Event,
+    results: Results,
+    budget: Arc<MemoryBudget>,
     accepting: AtomicBool,
     shutdown_initiated: AtomicBool,
-    /// Workers exit once they find the queue empty.
+    /// Workers exit once they find the queue empty; the timer driver exits.
     stopping: AtomicBool,
-    /// Submissions between their `accepting` check and publishing the task.
+    /// Submissions between their `accepting` check and publishing their tasks.
     submitting: AtomicUsize,
     /// Accepted tasks that have not reached a terminal state.
     unfinished: AtomicUsize,
@@ -78,18 +134,70 @@ pub(crate) struct Inner {
     settled: Event,
     history: History,
     stats: Stats,
+    /// The previous `performance` sample: when, process CPU time, attempts executed.
+    sample: Mutex<(Instant, Option<Duration>, u64)>,
     pub(crate) clock: Clock,
     pub(crate) config: Config,
+}
+
+/// A slot and budget charge taken for a task that is not published yet.
+struct Prepared<'a> {
+    id: TaskId,
+    record: &'a Record,
+    charge: OwnedReservation,
+}
+
+/// Why preparing a task failed (turned into a [`SubmitError`] carrying the task).
+enum Refusal {
+    Full,
+    Budget { requested: usize },
+    ShuttingDown,
+    Invalid(&'static str),
+}
+
+impl Refusal {
+    fn into_error<T>(self, task: T, inner: &Inner) -> SubmitError<T> {
+        match self {
+            Refusal::Full => SubmitError::QueueFull {
+                task,
+                capacity: inner.config.capacity,
+            },
+            Refusal::Budget { requested } => SubmitError::BudgetExceeded {
+                task,
+                requested,
+                budget: inner.budget.limit(),
+            },
+            Refusal::ShuttingDown => SubmitError::ShuttingDown { task },
+            Refusal::Invalid(reason) => SubmitError::InvalidSpec {
+                task,
+                reason: reason.into(),
+            },
+        }
+    }
+}
+
+/// Milliseconds in `d`, rounded up, saturating.
+fn ceil_ms(d: Duration) -> u64 {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 impl Inner {
     pub(crate) fn new(config: Config) -> Self {
         let clock = Clock::new();
+        let capacity = config.capacity;
         Self {
-            records: SlotTable::with_capacity(config.capacity, |_| Record::new(clock.epoch)),
-            queue: BoxedPriorityQueue::with_capacity(config.capacity, config.mode),
+            records: SlotTable::with_capacity(capacity, |_| Record::new(clock.epoch)),
+            queue: BoxedPriorityQueue::with_capacity(capacity, config.mode),
             idle: CachePadded::new(AtomicUsize::new(0)),
             work: Event::new(),
+            timers: Mutex::new(Timers {
+                wheel: TimerWheel::with_capacity(capacity),
+                kinds: (0..capacity).map(|_| Kind::Wake).collect(),
+            }),
+            timer_event: Event::new(),
+            results: Results::default(),
+            budget: Arc::new(MemoryBudget::new(config.memory_pool)),
             accepting: AtomicBool::new(true),
             shutdown_initiated: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -98,6 +206,7 @@ impl Inner {
             settled: Event::new(),
             history: History::new(config.history),
             stats: Stats::default(),
+            sample: Mutex::new((clock.epoch, super::process::cpu_time(), 0)),
             clock,
             config,
         }
@@ -107,60 +216,209 @@ impl Inner {
         self.records.get(id)
     }
 
+    fn lock_timers(&self) -> MutexGuard<'_, Timers> {
+        // Timer state is only changed through the wheel's own methods, which leave it
+        // consistent; a panic elsewhere cannot leave it half-updated.
+        self.timers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Nanoseconds since the epoch (saturating).
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.clock.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The wheel tick at which `at` has passed: rounded up, so a timer never fires early.
+    fn tick_at(&self, at: Instant) -> u64 {
+        ceil_ms(at.saturating_duration_since(self.clock.epoch))
+    }
+
+    /// The current wheel tick (rounded down).
+    fn now_tick(&self) -> u64 {
+        u64::try_from(self.clock.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The instant of wheel tick `tick`.
+    fn tick_instant(&self, tick: u64) -> Instant {
+        self.clock
+            .epoch
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or_else(|| self.clock.epoch + Duration::from_secs(u64::from(u32::MAX)))
+    }
+
     // ----- submission ---------------------------------------------------------------
 
     /// Accepts `task` or gives it back.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error hands the task back by value; boxing it would allocate on every submission"
+    )]
     pub(crate) fn submit<J: Job>(
         self: &Arc<Self>,
         task: Task<J>,
     ) -> Result<TaskHandle<J::Output>, SubmitError<Task<J>>> {
         // Counted before the check, so `stop_accepting` can wait for submissions that
-        // passed it (SeqCst pairs with the store and load there).
+        // passed it.
         self.submitting.fetch_add(1, Ordering::SeqCst);
-        let result = self.try_submit(task);
+        let result = match self.prepare(&task) {
+            Ok(prepared) => Ok(self.publish(prepared, task)),
+            Err(refusal) => Err(refusal.into_error(task, self)),
+        };
         self.submitting.fetch_sub(1, Ordering::SeqCst);
         result
     }
 
-    fn try_submit<J: Job>(
+    /// Accepts every task of `tasks`, or none of them (all given back).
+    #[allow(
+        clippy::type_complexity,
+        reason = "the error names the tasks it gives back"
+    )]
+    pub(crate) fn submit_batch<J: Job>(
         self: &Arc<Self>,
-        task: Task<J>,
-    ) -> Result<TaskHandle<J::Output>, SubmitError<Task<J>>> {
-        if !self.accepting.load(Ordering::SeqCst) {
-            return Err(SubmitError::ShuttingDown { task });
+        tasks: Vec<Task<J>>,
+    ) -> Result<Vec<TaskHandle<J::Output>>, SubmitError<Vec<Task<J>>>> {
+        self.submitting.fetch_add(1, Ordering::SeqCst);
+        let mut prepared = Vec::with_capacity(tasks.len());
+        let mut refusal = None;
+        for task in &tasks {
+            match self.prepare(task) {
+                Ok(one) => prepared.push(one),
+                Err(why) => {
+                    refusal = Some(why);
+                    break;
+                }
+            }
         }
-        let Ok((id, record)) = self.records.acquire() else {
-            return Err(SubmitError::QueueFull {
-                task,
-                capacity: self.config.capacity,
-            });
+        let result = match refusal {
+            Some(why) => {
+                // Nothing was published: give the slots back (their budget charges drop
+                // with `prepared`).
+                for one in &prepared {
+                    self.records
+                        .release(one.id)
+                        .expect("an unpublished slot is ours to release");
+                }
+                // A budget refusal names what the whole batch needed.
+                let why = match why {
+                    Refusal::Budget { .. } => Refusal::Budget {
+                        requested: tasks.iter().map(|task| Self::charge_of(task)).sum(),
+                    },
+                    other => other,
+                };
+                Err(why.into_error(tasks, self))
+            }
+            None => Ok(prepared
+                .into_iter()
+                .zip(tasks)
+                .map(|(one, task)| self.publish(one, task))
+                .collect()),
         };
+        self.submitting.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn charge_of<J: Job>(_task: &Task<J>) -> usize {
+        J::erased_size() + TASK_OVERHEAD
+    }
+
+    /// Checks `task` and takes its budget charge and slot, publishing nothing.
+    fn prepare<J: Job>(&self, task: &Task<J>) -> Result<Prepared<'_>, Refusal> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(Refusal::ShuttingDown);
+        }
+        let spec = &task.spec;
+        if spec.timeout == Some(Duration::ZERO) {
+            return Err(Refusal::Invalid("the timeout is 0 s"));
+        }
+        if spec.store.and_then(|store| store.ttl) == Some(Duration::ZERO) {
+            return Err(Refusal::Invalid("the result ttl is 0 s"));
+        }
+        let requested = Self::charge_of(task);
+        let charge = MemoryBudget::try_reserve_owned(&self.budget, requested)
+            .map_err(|_| Refusal::Budget { requested })?;
+        let (id, record) = self.records.acquire().map_err(|_| Refusal::Full)?;
+        Ok(Prepared { id, record, charge })
+    }
+
+    /// Makes a prepared task live: stores its job and settings, then queues it or arms
+    /// its start timer.
+    fn publish<J: Job>(
+        self: &Arc<Self>,
+        prepared: Prepared<'_>,
+        task: Task<J>,
+    ) -> TaskHandle<J::Output> {
+        let Prepared { id, record, charge } = prepared;
         let Task { job, spec } = task;
         let completion = Arc::new(Completion::new());
         let job = job.erase(Arc::clone(&completion));
         let now = Instant::now();
-        record.reset(Record::cold(spec.label, spec.priority, now));
+        let mut cold = Cold::empty(now);
+        cold.label = spec.label;
+        cold.priority = spec.priority;
+        cold.timeout = spec.timeout.or(self.config.timeout);
+        cold.backoff = spec.retry.unwrap_or(self.config.retry).backoff();
+        cold.rng = SplitMix64::new(
+            self.config.seed ^ (u64::from(id.index()) << 32 | u64::from(id.generation())),
+        );
+        cold.on_error = spec.on_error;
+        cold.store = spec.store;
+        cold.charge = Some(charge);
+        record.reset(cold);
         self.unfinished.fetch_add(1, Ordering::Relaxed);
-        self.stats.submitted.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: rule 2, we acquired the slot and have not published it.
-        unsafe { record.publish(job, State::Queued) };
-        self.enqueue(id, spec.priority);
-        Ok(TaskHandle::new(id, completion, Arc::clone(self)))
+        self.stats.submitted.inc();
+        let start = match spec.start {
+            Start::Now => None,
+            Start::After(delay) => Some(self.tick_at(now).saturating_add(ceil_ms(delay))),
+            Start::At(at) => (at > now).then(|| self.tick_at(at)),
+        };
+        match start {
+            None => {
+                // SAFETY: rule 2, we acquired the slot and have not published it.
+                unsafe { record.publish(job, State::Queued) };
+                self.enqueue(id, record);
+            }
+            Some(tick) => {
+                // SAFETY: rule 2, as above.
+                unsafe { record.publish(job, State::Scheduled) };
+                // Rule 1: the token passes to the timer entry.
+                self.arm(id, tick, Kind::Wake);
+            }
+        }
+        TaskHandle::new(id, completion, Arc::clone(self))
     }
 
     /// Pushes a `Queued` task's id (handing its token to the queue, rule 1) and wakes an
     /// idle worker if there is one.
-    fn enqueue(&self, id: TaskId, priority: crate::Priority) {
+    fn enqueue(&self, id: TaskId, record: &Record) {
+        if self.config.profiling {
+            record.ready_at.store(self.now_ns(), Ordering::Relaxed);
+        }
+        let priority = Priority(record.priority.load(Ordering::Relaxed));
         if self.queue.push(id, priority).is_err() {
             // Each live task has at most one queue entry and a level holds as many entries
             // as there are slots: a push cannot find its level full.
             unreachable!("a queue level holds as many entries as there are task slots");
         }
-        // Pairs with the fence in `Worker::park`: either the worker's re-check sees this
+        // Pairs with the fence in `idle_listener`: either the worker's re-check sees this
         // push, or this load sees the worker idle (the store-buffering pattern).
         fence(Ordering::SeqCst);
         if self.idle.load(Ordering::Relaxed) > 0 {
             self.work.notify(1.additional());
+        }
+    }
+
+    /// Arms `id`'s timer at wheel tick `tick`, waking the driver if it is now the earliest.
+    fn arm(&self, id: TaskId, tick: u64, kind: Kind) {
+        let index = id.index() as usize;
+        let mut timers = self.lock_timers();
+        let earliest = timers.wheel.next_deadline().is_none_or(|next| tick < next);
+        timers.kinds[index] = kind;
+        timers
+            .wheel
+            .insert(index, tick)
+            .expect("every slot index has a timer entry");
+        drop(timers);
+        if earliest {
+            self.timer_event.notify(1);
         }
     }
 
@@ -170,71 +428,209 @@ impl Inner {
     /// way; `None` when the queue is empty.
     pub(crate) fn claim(self: &Arc<Self>) -> Option<Claimed> {
         loop {
-            let (id, _level) = self.queue.pop()?;
+            let (id, level) = self.queue.pop()?;
             // Rule 1: the queue entry is the task's token, so the slot is still this task's.
             let record = self.records.get(id).expect("a queued task's slot is live");
-            match record.state.apply(TaskEvent::Start) {
-                Ok(_) => {
-                    // SAFETY: rule 3, we won `Start`.
-                    let job = unsafe { record.take_job() }.expect("a queued task has its job");
-                    let attempt = {
-                        let mut cold = record.lock();
-                        cold.attempt += 1;
-                        cold.started_at = Some(Instant::now());
-                        cold.attempt
-                    };
-                    let running = self.stats.running.fetch_add(1, Ordering::Relaxed) + 1;
-                    self.stats.peak.fetch_max(running, Ordering::Relaxed);
-                    let ctx = Context::new(Arc::clone(self), id, attempt);
-                    return Some(Claimed { id, job, ctx });
-                }
+            if record.state.apply(TaskEvent::Start).is_err() {
                 // Cancelled while queued: the canceller completed the handle; we hold the
                 // token, so we finalize (rule 1).
-                Err(_) => self.finalize(id, record),
+                self.finalize(id, record);
+                continue;
+            }
+            let started = Instant::now();
+            if self.config.profiling {
+                let ready = record.ready_at.load(Ordering::Relaxed);
+                self.stats.dispatch[level.index()].record(self.now_ns().saturating_sub(ready));
+            }
+            // SAFETY: rule 3, we won `Start`.
+            let job = unsafe { record.take_job() }.expect("a queued task has its job");
+            let (attempt, timeout) = {
+                let mut cold = record.lock();
+                cold.attempt += 1;
+                cold.started_at = Some(started);
+                (cold.attempt, cold.timeout)
+            };
+            let timed = match timeout {
+                Some(timeout) => {
+                    let tick = self.tick_at(started).saturating_add(ceil_ms(timeout));
+                    self.arm(id, tick, Kind::Timeout);
+                    true
+                }
+                None => false,
+            };
+            let running = self.stats.running.fetch_add(1, Ordering::Relaxed) + 1;
+            self.stats.peak.fetch_max(running, Ordering::Relaxed);
+            let ctx = Context::new(Arc::clone(self), id, attempt);
+            return Some(Claimed {
+                meta: AttemptMeta { id, started, timed },
+                job,
+                ctx,
+            });
+        }
+    }
+
+    /// Ends an attempt: decides about a failure (retry or not), applies the result to the
+    /// state cell (or learns what beat it), publishes it to the handle, finalizes.
+    pub(crate) fn finish(&self, claimed: Claimed, outcome: Outcome) {
+        let Claimed { meta, job, ctx } = claimed;
+        let attempt = ctx.attempt();
+        drop(ctx);
+        let AttemptMeta { id, started, timed } = meta;
+        self.end_attempt(id, started, timed, &outcome);
+        let record = self.records.get(id).expect("a running task's slot is live");
+        match outcome {
+            Ok(()) => self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(())),
+            Err(error) => match self.decide(id, record, &error, attempt) {
+                Some(delay) => self.retry(id, record, job, delay, error),
+                None => self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error)),
+            },
+        }
+    }
+
+    /// Ends an attempt whose job the runtime lost (it dropped the blocking closure
+    /// unrun): the job's drop resolved the handle as cancelled; the task fails.
+    pub(crate) fn finish_lost(&self, meta: AttemptMeta) {
+        let AttemptMeta { id, started, timed } = meta;
+        let error = TaskError::failed("the runtime dropped the blocking job without running it");
+        self.end_attempt(id, started, timed, &Ok(()));
+        let record = self.records.get(id).expect("a running task's slot is live");
+        self.conclude(id, record, None, TaskEvent::Fail, Err(error));
+    }
+
+    /// Bookkeeping common to every attempt's end.
+    fn end_attempt(&self, id: TaskId, started: Instant, timed: bool, outcome: &Outcome) {
+        if timed {
+            // The timeout entry is ours to remove before the slot changes hands again.
+            self.lock_timers().wheel.cancel(id.index() as usize);
+        }
+        self.stats.running.fetch_sub(1, Ordering::Relaxed);
+        self.stats.executed.inc();
+        if self.config.profiling {
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.stats.execution.record(ns);
+        }
+        if let Err(error) = outcome {
+            if error.panic_message().is_some() {
+                self.stats.panicked.inc();
             }
         }
     }
 
-    /// Ends an attempt: applies its outcome to the state cell (or learns what beat it),
-    /// publishes the result to the handle and finalizes the task.
-    ///
-    /// `job` is `None` when the runtime lost it (its drop resolved the handle already).
-    pub(crate) fn finish(&self, id: TaskId, job: Option<Box<dyn ErasedJob>>, outcome: Outcome) {
-        self.stats.running.fetch_sub(1, Ordering::Relaxed);
-        self.stats.executed.fetch_add(1, Ordering::Relaxed);
-        let record = self.records.get(id).expect("a running task's slot is live");
-        if let Err(error) = &outcome {
-            if error.panic_message().is_some() {
-                self.stats.panicked.fetch_add(1, Ordering::Relaxed);
+    /// Whether (and after how long) a failed attempt is retried: the error handler's
+    /// decision (if any), bounded by the retry policy.
+    fn decide(
+        &self,
+        id: TaskId,
+        record: &Record,
+        error: &TaskError,
+        attempt: u32,
+    ) -> Option<Duration> {
+        let handler = {
+            let mut cold = record.lock();
+            cold.error = Some(error.to_string());
+            cold.on_error.clone()
+        };
+        let decision = match handler {
+            None => RetryDecision::Retry,
+            // User code: never under a lock, and a panic in it is the task's failure.
+            Some(handler) => match catch_unwind(AssertUnwindSafe(|| handler(id, error, attempt))) {
+                Ok(decision) => decision,
+                Err(payload) => {
+                    self.stats.panicked.inc();
+                    let message = panic_text(&*payload);
+                    record.lock().error = Some(std::format!(
+                        "{error}; the error handler panicked: {message}"
+                    ));
+                    RetryDecision::Fail
+                }
+            },
+        };
+        let mut cold = record.lock();
+        let cold = &mut *cold;
+        match decision {
+            RetryDecision::Fail => None,
+            RetryDecision::Retry => cold.backoff.next_delay(&mut cold.rng),
+            RetryDecision::RetryAfter(delay) => {
+                cold.backoff.next_delay(&mut cold.rng).map(|_| delay)
             }
         }
-        let event = if outcome.is_ok() {
-            TaskEvent::Succeed
+    }
+
+    /// Sends a failed attempt back to wait for its retry.
+    fn retry(
+        &self,
+        id: TaskId,
+        record: &Record,
+        job: Box<dyn ErasedJob>,
+        delay: Duration,
+        error: TaskError,
+    ) {
+        // SAFETY: rule 3, we took the job after `Start` and apply `Retry` next.
+        unsafe { record.put_job(job) };
+        if record.state.apply(TaskEvent::Retry).is_err() {
+            // A cancel or timeout won while the attempt ran: take the job back (rule 3)
+            // and end as that state says.
+            // SAFETY: rule 3, we put the job back and lost the transition.
+            let job = unsafe { record.take_job() };
+            self.conclude(id, record, job, TaskEvent::Fail, Err(error));
+            return;
+        }
+        self.stats.retried.inc();
+        if delay.is_zero() {
+            // Still our token: queue it now, unless a cancel won from `Retrying`.
+            if record.state.apply(TaskEvent::Due).is_ok() {
+                self.enqueue(id, record);
+            } else {
+                self.finalize(id, record);
+            }
         } else {
-            TaskEvent::Fail
-        };
+            let tick = self
+                .now_tick()
+                .saturating_add(1)
+                .saturating_add(ceil_ms(delay));
+            // Rule 1: the token passes to the timer entry.
+            self.arm(id, tick, Kind::Wake);
+        }
+    }
+
+    /// Applies an end `event` and publishes the result, or learns what beat it; then
+    /// finalizes (the worker holds the token).
+    fn conclude(
+        &self,
+        id: TaskId,
+        record: &Record,
+        job: Option<Box<dyn ErasedJob>>,
+        event: TaskEvent,
+        result: Result<(), TaskError>,
+    ) {
         match record.state.apply(event) {
             Ok(_) => {
-                let counter = if outcome.is_ok() {
+                let counter = if result.is_ok() {
                     &self.stats.succeeded
                 } else {
                     &self.stats.failed
                 };
-                counter.fetch_add(1, Ordering::Relaxed);
-                {
+                counter.inc();
+                let store = {
                     let mut cold = record.lock();
                     cold.finished_at = Some(Instant::now());
-                    if let Err(error) = &outcome {
-                        cold.error = Some(std::string::ToString::to_string(error));
+                    if let Err(error) = &result {
+                        if cold.error.is_none() {
+                            cold.error = Some(error.to_string());
+                        }
                     }
+                    cold.store
+                };
+                if let (Ok(()), Some(store), Some(job)) = (&result, store, &job) {
+                    self.store_result(id, &**job, store);
                 }
                 if let Some(job) = job {
-                    job.complete(outcome);
+                    job.complete(result);
                 }
                 self.settle();
             }
             // A cancel or timeout won while the attempt ran (state rules 1-2): the winner
-            // counted and settled the task; its outcome is discarded.
+            // counted and settled the task; the attempt's result is discarded.
             Err(lost) => {
                 if let Some(job) = job {
                     job.complete(Err(TaskError::for_state(lost.state())));
@@ -244,16 +640,41 @@ impl Inner {
         self.finalize(id, record);
     }
 
-    /// Ends the use of a slot: records the task in the history and releases the slot.
-    /// Only the token holder calls it, once (rule 1).
+    /// Copies a succeeded task's value into the result store, if the budget has room.
+    fn store_result(&self, id: TaskId, job: &dyn ErasedJob, store: super::spec::Store) {
+        let Some((value, bytes)) = job.clone_staged(store.clone) else {
+            return;
+        };
+        let Ok(charge) = MemoryBudget::try_reserve_owned(&self.budget, bytes) else {
+            // Not stored: the budget is spent. The rejection shows in the budget's counts.
+            return;
+        };
+        let ttl = store.ttl.unwrap_or(self.config.result_ttl);
+        let now = Instant::now();
+        let expires = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(u64::from(u32::MAX)));
+        if self.results.insert(id, value, expires, charge) {
+            self.timer_event.notify(1);
+        }
+    }
+
+    /// Ends the use of a slot: records the task in the history and releases the slot
+    /// (giving its budget charge back). Only the token holder calls it, once (rule 1).
     fn finalize(&self, id: TaskId, record: &Record) {
         let mut cold = record.lock();
+        self.finalize_locked(id, record, &mut cold);
+    }
+
+    fn finalize_locked(&self, id: TaskId, record: &Record, cold: &mut Cold) {
         let state = record.state.load();
         debug_assert!(state.is_terminal());
         if cold.finished_at.is_none() {
             cold.finished_at = Some(Instant::now());
         }
-        self.history.push(self.clock.info(id, state, &cold));
+        self.history.push(self.clock.info(id, state, cold));
+        cold.charge = None;
+        cold.on_error = None;
         // Rule 4: released under the cold lock.
         self.records
             .release(id)
@@ -267,8 +688,7 @@ impl Inner {
         }
     }
 
-    /// Parks an idle worker until work may have arrived. Returns `false` when the worker
-    /// should exit (stopping, and the queue was seen empty).
+    /// Registers an idle worker and re-checks the queue (see [`Idle`]).
     pub(crate) fn idle_listener(&self) -> Idle<'_> {
         self.idle.fetch_add(1, Ordering::SeqCst);
         let listener = self.work.listen();
@@ -285,12 +705,68 @@ impl Inner {
         Idle::Wait(listener, IdleToken(&self.idle))
     }
 
+    // ----- the timer driver ---------------------------------------------------------
+
+    /// Fires every due timer and expires stored results. Returns `None` when the driver
+    /// should exit, else when to run again (`None` inside: only when woken) and the
+    /// listener that wakes it earlier (registered before the deadline was computed, so an
+    /// earlier deadline inserted meanwhile is not missed).
+    pub(crate) fn fire_timers(&self) -> Option<(Option<Instant>, EventListener)> {
+        let listener = self.timer_event.listen();
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut ended = Vec::new();
+        let mut timers = self.lock_timers();
+        let now = self.now_tick();
+        while let Some(index) = timers.wheel.poll(now) {
+            let kind = timers.kinds[index];
+            // Rule 1: a Wake entry is its task's token, so the slot is live. A Timeout
+            // entry is removed (under this lock) before its slot is released.
+            let Some(id) = self.records.id_at(index) else {
+                continue;
+            };
+            let record = self.records.get(id).expect("a timer's slot is live");
+            match kind {
+                Kind::Wake => match record.state.apply(TaskEvent::Due) {
+                    Ok(_) => self.enqueue(id, record),
+                    // Cancelled while waiting: we hold the token; finalize after unlocking
+                    // (the cold lock comes before the timer lock).
+                    Err(_) => ended.push(id),
+                },
+                Kind::Timeout => {
+                    if record.state.apply(TaskEvent::Timeout).is_ok() {
+                        self.stats.timed_out.inc();
+                        record.signal.raise();
+                        self.settle();
+                    }
+                }
+            }
+        }
+        let next = timers.wheel.next_deadline();
+        drop(timers);
+        for id in ended {
+            let record = self
+                .records
+                .get(id)
+                .expect("the token holder's slot is live");
+            self.finalize(id, record);
+        }
+        let next_expiry = self.results.sweep(Instant::now());
+        let next = next.map(|tick| self.tick_instant(tick));
+        let deadline = match (next, next_expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some((deadline, listener))
+    }
+
     // ----- control ------------------------------------------------------------------
 
     /// Cancels live task `id` on behalf of a user (`Stop::Cancel`) or a shutdown.
     fn stop(&self, id: TaskId, how: Stop) -> Result<State, CancelError> {
         let record = self.records.get(id).ok_or(CancelError::Unknown { id })?;
-        let cold = record.lock();
+        let mut cold = record.lock();
         // Rule 4: under the cold lock the slot cannot be released; check it is still ours.
         if !self.records.contains(id) {
             drop(cold);
@@ -309,22 +785,35 @@ impl Inner {
                 id,
                 state: lost.state(),
             })?;
-        drop(cold);
-        let counter = match how {
-            Stop::Cancel => &self.stats.cancelled,
-            Stop::Shutdown => &self.stats.stopped,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match how {
+            Stop::Cancel => self.stats.cancelled.inc(),
+            Stop::Shutdown => self.stats.stopped.inc(),
+        }
         if step.from == State::Running {
             // The worker owns the job; tell it (cooperative for blocking work, the future
             // is dropped for async work).
+            drop(cold);
             record.signal.raise();
         } else {
+            cold.finished_at = Some(Instant::now());
             // SAFETY: rule 3, we won `Cancel` from a waiting state.
-            if let Some(job) = unsafe { record.take_job() } {
+            let job = unsafe { record.take_job() };
+            if step.from != State::Queued {
+                // Waiting on a timer: if we remove its entry we hold the token (rule 1).
+                // Under the cold lock the slot cannot change hands meanwhile (rule 4).
+                let removed = self
+                    .lock_timers()
+                    .wheel
+                    .cancel(id.index() as usize)
+                    .is_some();
+                if removed {
+                    self.finalize_locked(id, record, &mut cold);
+                }
+            }
+            drop(cold);
+            if let Some(job) = job {
                 job.complete(Err(TaskError::cancelled()));
             }
-            record.lock().finished_at = Some(Instant::now());
         }
         self.settle();
         Ok(step.from)
@@ -366,12 +855,7 @@ impl Inner {
             .collect()
     }
 
-    pub(crate) fn progress(
-        &self,
-        id: TaskId,
-        percent: f64,
-        message: Option<std::string::String>,
-    ) -> bool {
+    pub(crate) fn progress(&self, id: TaskId, percent: f64, message: Option<String>) -> bool {
         let Some(record) = self.records.get(id) else {
             return false;
         };
@@ -393,6 +877,11 @@ impl Inner {
             Some(record) => record.signal.is_raised() || !self.records.contains(id),
             None => true,
         }
+    }
+
+    /// The stored result of `id`, unless it expired (or was never stored).
+    pub(crate) fn stored_result(&self, id: TaskId) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.results.get(id, Instant::now())
     }
 
     pub(crate) fn stop_accepting(&self) {
@@ -459,32 +948,126 @@ impl Inner {
         stopped
     }
 
-    /// Tells the workers to exit once the queue is empty.
+    /// Tells the workers to exit once the queue is empty, and the timer driver to exit.
     pub(crate) fn stop_workers(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.work.notify(usize::MAX);
+        self.timer_event.notify(usize::MAX);
     }
 
     pub(crate) fn counts(&self) -> Counts {
-        let get = |counter: &AtomicUsize| counter.load(Ordering::Relaxed) as u64;
         let stats = &self.stats;
+        let get = |counter: &Counter| counter.get() as u64;
         Counts {
             submitted: get(&stats.submitted),
             executed: get(&stats.executed),
             succeeded: get(&stats.succeeded),
             failed: get(&stats.failed),
+            retried: get(&stats.retried),
             cancelled: get(&stats.cancelled),
             timed_out: get(&stats.timed_out),
             stopped: get(&stats.stopped),
             panicked: get(&stats.panicked),
-            peak_concurrency: get(&stats.peak),
+            peak_concurrency: stats.peak.load(Ordering::Relaxed) as u64,
         }
+    }
+
+    pub(crate) fn analytics(&self) -> Analytics {
+        let execution = self.stats.execution.snapshot();
+        let nanos = |ns: Option<u64>| ns.map(Duration::from_nanos);
+        Analytics {
+            counts: self.counts(),
+            profiling: self.config.profiling,
+            avg_execution_time: execution.mean().map(|ns| Duration::from_nanos(ns as u64)),
+            p50_execution_time: nanos(execution.p50()),
+            p95_execution_time: nanos(execution.p95()),
+            p99_execution_time: nanos(execution.p99()),
+            queue_size: QueueSizes {
+                low: self.queue.level_len(Level::Low),
+                normal: self.queue.level_len(Level::Normal),
+                high: self.queue.level_len(Level::High),
+                critical: self.queue.level_len(Level::Critical),
+            },
+            waiting: self.waiting(),
+            running: self.running(),
+            uptime: self.clock.epoch.elapsed(),
+            dispatch_latency: Level::ALL.map(|level| {
+                let snap = self.stats.dispatch[level.index()].snapshot();
+                LevelLatency {
+                    level,
+                    count: snap.count(),
+                    p50: nanos(snap.p50()),
+                    p95: nanos(snap.p95()),
+                    p99: nanos(snap.p99()),
+                }
+            }),
+            memory: self.budget.snapshot(),
+            stored_results: self.results.len(),
+        }
+    }
+
+    pub(crate) fn performance(&self) -> Performance {
+        let now = Instant::now();
+        let cpu = super::process::cpu_time();
+        let counts = self.counts();
+        let (window, cpu_used, executed) = {
+            let mut sample = self.sample.lock().unwrap_or_else(PoisonError::into_inner);
+            let (at, cpu_before, executed_before) = *sample;
+            *sample = (now, cpu, counts.executed);
+            (
+                now.saturating_duration_since(at),
+                cpu.zip(cpu_before)
+                    .map(|(now, before)| now.saturating_sub(before)),
+                counts.executed.saturating_sub(executed_before),
+            )
+        };
+        let seconds = window.as_secs_f64();
+        let per_window = |amount: f64| if seconds > 0.0 { amount / seconds } else { 0.0 };
+        let ended = counts.succeeded + counts.failed;
+        let budget = self.budget.snapshot();
+        Performance {
+            cpu_percent: cpu_used.map(|used| per_window(used.as_secs_f64()) * 100.0),
+            rss_bytes: super::process::rss_bytes(),
+            memory_pool_used: budget.used,
+            memory_pool_limit: budget.limit,
+            active_workers: self.running(),
+            workers: self.config.workers,
+            throughput: per_window(executed as f64),
+            error_rate: if ended == 0 {
+                0.0
+            } else {
+                counts.failed as f64 * 100.0 / ended as f64
+            },
+            window,
+        }
+    }
+
+    /// Tasks waiting for a timer (`Scheduled` or `Retrying`), read without locks.
+    fn waiting(&self) -> usize {
+        (0..self.records.capacity())
+            .filter_map(|index| self.records.id_at(index))
+            .filter_map(|id| self.records.get(id))
+            .filter(|record| matches!(record.state.load(), State::Scheduled | State::Retrying))
+            .count()
+    }
+
+    /// Attempts running right now.
+    pub(crate) fn running(&self) -> usize {
+        self.stats.running.load(Ordering::Relaxed)
     }
 
     /// Live tasks right now (queued, scheduled, running, and ended ones not yet reclaimed).
     pub(crate) fn live(&self) -> usize {
         self.records.len()
     }
+}
+
+/// The text of a panic payload.
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    TaskError::panicked(payload)
+        .panic_message()
+        .unwrap_or("a non-string panic payload")
+        .into()
 }
 
 /// What an idle worker should do.
@@ -494,7 +1077,7 @@ pub(crate) enum Idle<'a> {
     /// Stopping and nothing queued: return.
     Exit,
     /// Wait on the listener (blocking or `.await`), then drop the token and claim again.
-    Wait(event_listener::EventListener, IdleToken<'a>),
+    Wait(EventListener, IdleToken<'a>),
 }
 
 /// A worker's registration as idle; unregisters it when dropped.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::vec::Vec;
 
 use super::record::Cold;
-use crate::{Priority, State, TaskId};
+use crate::{BudgetSnapshot, Level, Priority, State, TaskId};
 
 /// What the manager knows about one task: its status and progress.
 ///
@@ -121,6 +121,8 @@ pub struct Counts {
     pub succeeded: u64,
     /// Tasks that failed for good (their error or a panic).
     pub failed: u64,
+    /// Failed attempts sent back for a retry.
+    pub retried: u64,
     /// Tasks cancelled by [`cancel`](super::Manager::cancel) or a handle.
     pub cancelled: u64,
     /// Tasks that timed out.
@@ -139,4 +141,109 @@ impl Counts {
     pub fn ended(&self) -> u64 {
         self.succeeded + self.failed + self.cancelled + self.timed_out + self.stopped
     }
+}
+
+/// Queued tasks per priority level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct QueueSizes {
+    /// Priorities `0..=2` (`LOW`).
+    pub low: usize,
+    /// Priorities `3..=7` (`NORMAL`).
+    pub normal: usize,
+    /// Priorities `8..=14` (`HIGH`).
+    pub high: usize,
+    /// Priorities `15..=255` (`CRITICAL`).
+    pub critical: usize,
+}
+
+impl QueueSizes {
+    /// Queued tasks over all levels.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.low + self.normal + self.high + self.critical
+    }
+}
+
+/// Dispatch latency (ready to started) of one priority level. Percentiles are within
+/// 3.125 % of the exact sample percentiles (see [`Histogram`](crate::Histogram)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct LevelLatency {
+    /// The level.
+    pub level: Level,
+    /// Tasks started from it.
+    pub count: u64,
+    /// Median latency.
+    pub p50: Option<Duration>,
+    /// 95th percentile.
+    pub p95: Option<Duration>,
+    /// 99th percentile.
+    pub p99: Option<Duration>,
+}
+
+/// The manager's analytics: counts, execution times, queue sizes, concurrency, uptime,
+/// dispatch latency per priority, memory. Timings need
+/// [`enable_profiling`](super::Builder::enable_profiling); without it they are `None`.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Analytics {
+    /// What happened so far.
+    pub counts: Counts,
+    /// Whether timings are recorded.
+    pub profiling: bool,
+    /// Mean attempt duration.
+    pub avg_execution_time: Option<Duration>,
+    /// Median attempt duration.
+    pub p50_execution_time: Option<Duration>,
+    /// 95th percentile attempt duration.
+    pub p95_execution_time: Option<Duration>,
+    /// 99th percentile attempt duration.
+    pub p99_execution_time: Option<Duration>,
+    /// Tasks queued now, per level.
+    pub queue_size: QueueSizes,
+    /// Tasks waiting for a delay or a retry now.
+    pub waiting: usize,
+    /// Attempts running now.
+    pub running: usize,
+    /// Time since the manager was built.
+    pub uptime: Duration,
+    /// Ready-to-start latency per level, lowest level first.
+    pub dispatch_latency: [LevelLatency; Level::COUNT],
+    /// The memory budget.
+    pub memory: BudgetSnapshot,
+    /// Results held in the result store.
+    pub stored_results: usize,
+}
+
+/// Performance of the process and the manager.
+///
+/// `cpu_percent` and `rss_bytes` come from `/proc/self` on Linux and are `None` on other
+/// platforms. `cpu_percent` is the process's CPU time over wall time in the window, so it
+/// exceeds 100 when several cores are busy.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Performance {
+    /// Process CPU use over the window, in percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// Process resident memory, in bytes.
+    pub rss_bytes: Option<u64>,
+    /// Bytes of the memory budget in use.
+    pub memory_pool_used: usize,
+    /// The memory budget, in bytes.
+    pub memory_pool_limit: usize,
+    /// Workers running an attempt now.
+    pub active_workers: usize,
+    /// Workers in all.
+    pub workers: usize,
+    /// Attempts ended per second over the window.
+    pub throughput: f64,
+    /// Failed tasks in percent of tasks that succeeded or failed, since the start.
+    pub error_rate: f64,
+    /// The window `cpu_percent` and `throughput` cover.
+    pub window: Duration,
 }
