@@ -574,6 +574,8 @@ pub fn finished_tasks_stay_in_a_bounded_history<A: Adapter>() {
                 .unwrap();
             let id = handle.id();
             assert_eq!(wait(handle).unwrap(), i);
+            // Settled tasks are in the history.
+            assert!(manager.wait_for_completion(PATIENCE));
             id
         })
         .collect();

@@ -627,6 +627,9 @@ impl Inner {
                 if let Some(job) = job {
                     job.complete(result);
                 }
+                // Finalize before settling: once `wait_for_completion` sees the task
+                // settled, it is in the history.
+                self.finalize(id, record);
                 self.settle();
             }
             // A cancel or timeout won while the attempt ran (state rules 1-2): the winner
@@ -635,9 +638,9 @@ impl Inner {
                 if let Some(job) = job {
                     job.complete(Err(TaskError::for_state(lost.state())));
                 }
+                self.finalize(id, record);
             }
         }
-        self.finalize(id, record);
     }
 
     /// Copies a succeeded task's value into the result store, if the budget has room.
