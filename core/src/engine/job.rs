@@ -18,7 +18,7 @@ use event_listener::Event;
 
 use super::context::Context;
 use super::error::{BoxError, TaskError};
-use super::spec::{Spec, Start, Store, StoreFn};
+use super::spec::{Every, Spec, Start, Store, StoreFn};
 use crate::State;
 use crate::{Priority, RetryDecision, RetryPolicy, TaskId};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -164,6 +164,14 @@ impl<J> Task<J> {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.spec.timeout = Some(timeout);
+        self
+    }
+
+    /// Makes the task recurring: it runs on the schedule of `every` (first at submission,
+    /// or after its [`delay`](Self::delay) / at its [`at`](Self::at) instant).
+    #[must_use]
+    pub fn every(mut self, every: Every) -> Self {
+        self.spec.every = Some(every);
         self
     }
 

@@ -70,3 +70,4 @@ pub use manager::{Builder, Manager};
 pub use snapshot::{
     Analytics, Counts, LevelLatency, Performance, QueueSizes, ShutdownReport, TaskInfo,
 };
+pub use spec::{Every, MissedTicks, Overlap};

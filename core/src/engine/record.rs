@@ -14,7 +14,7 @@ use atomic_waker::AtomicWaker;
 use event_listener::Event;
 
 use super::job::ErasedJob;
-use super::spec::{ErrorHandler, Store};
+use super::spec::{ErrorHandler, Every, Store};
 use crate::{Backoff, OwnedReservation, RetryPolicy, SplitMix64};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
@@ -84,6 +84,14 @@ pub(crate) struct Cold {
     pub(crate) store: Option<Store>,
     /// The memory budget's charge for the job; given back when the slot is released.
     pub(crate) charge: Option<OwnedReservation>,
+    /// The recurrence, for a recurring task.
+    pub(crate) every: Option<Every>,
+    /// When a recurring task's first run was due (its schedule's anchor).
+    pub(crate) first_due: Instant,
+    /// Which tick of the schedule the current (or last) run is.
+    pub(crate) tick: u64,
+    /// Runs that ended successfully (for a recurring task).
+    pub(crate) runs: u32,
 }
 
 impl Cold {
@@ -105,6 +113,10 @@ impl Cold {
             on_error: None,
             store: None,
             charge: None,
+            every: None,
+            first_due: now,
+            tick: 0,
+            runs: 0,
         }
     }
 }

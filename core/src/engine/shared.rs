@@ -22,7 +22,7 @@ use super::job::{Completion, ErasedJob, Job, Outcome, Task};
 use super::record::{Cold, Record};
 use super::results::Results;
 use super::snapshot::{Analytics, Clock, Counts, LevelLatency, Performance, QueueSizes, TaskInfo};
-use super::spec::Start;
+use super::spec::{Limit, MissedTicks, Overlap, Start};
 use crate::{
     BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Histogram, Level, MemoryBudget, Mode,
     OwnedReservation, Priority, RetryDecision, RetryPolicy, SlotTable, SplitMix64, State, TaskId,
@@ -174,6 +174,22 @@ impl Refusal {
             },
         }
     }
+}
+
+/// Where a recurring task goes after a successful run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// It is over: it succeeds.
+    Done,
+    /// Its next run is already due.
+    Now,
+    /// Its next run is due then.
+    At(Instant),
+}
+
+/// An instant far enough ahead to mean "never" (about 136 years).
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(u64::from(u32::MAX))
 }
 
 /// Milliseconds in `d`, rounded up, saturating.
@@ -332,6 +348,14 @@ impl Inner {
         if spec.store.and_then(|store| store.ttl) == Some(Duration::ZERO) {
             return Err(Refusal::Invalid("the result ttl is 0 s"));
         }
+        if let Some(every) = spec.every {
+            if every.interval.is_zero() {
+                return Err(Refusal::Invalid("the interval is 0 s"));
+            }
+            if every.limit == Limit::Runs(0) {
+                return Err(Refusal::Invalid("a recurring task set to run 0 times"));
+            }
+        }
         let requested = Self::charge_of(task);
         let charge = MemoryBudget::try_reserve_owned(&self.budget, requested)
             .map_err(|_| Refusal::Budget { requested })?;
@@ -362,14 +386,17 @@ impl Inner {
         cold.on_error = spec.on_error;
         cold.store = spec.store;
         cold.charge = Some(charge);
+        let start = match spec.start {
+            Start::Now => None,
+            Start::After(delay) => Some(now.checked_add(delay).unwrap_or_else(|| far_future(now))),
+            Start::At(at) => (at > now).then_some(at),
+        };
+        cold.every = spec.every;
+        cold.first_due = start.unwrap_or(now);
         record.reset(cold);
         self.unfinished.fetch_add(1, Ordering::Relaxed);
         self.stats.submitted.inc();
-        let start = match spec.start {
-            Start::Now => None,
-            Start::After(delay) => Some(self.tick_at(now).saturating_add(ceil_ms(delay))),
-            Start::At(at) => (at > now).then(|| self.tick_at(at)),
-        };
+        let start = start.map(|at| self.tick_at(at));
         match start {
             None => {
                 // SAFETY: rule 2, we acquired the slot and have not published it.
@@ -479,7 +506,10 @@ impl Inner {
         self.end_attempt(id, started, timed, &outcome);
         let record = self.records.get(id).expect("a running task's slot is live");
         match outcome {
-            Ok(()) => self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(())),
+            Ok(()) => match self.next_run(record, started) {
+                Next::Done => self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(())),
+                next => self.reschedule(id, record, job, next),
+            },
             Err(error) => match self.decide(id, record, &error, attempt) {
                 Some(delay) => self.retry(id, record, job, delay, error),
                 None => self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error)),
@@ -552,6 +582,75 @@ impl Inner {
             RetryDecision::Retry => cold.backoff.next_delay(&mut cold.rng),
             RetryDecision::RetryAfter(delay) => {
                 cold.backoff.next_delay(&mut cold.rng).map(|_| delay)
+            }
+        }
+    }
+
+    /// Where a recurring task's schedule goes after a successful run that started at
+    /// `started` (see [`Every`](super::Every), [`Overlap`] and [`MissedTicks`]).
+    fn next_run(&self, record: &Record, started: Instant) -> Next {
+        let mut cold = record.lock();
+        let Some(every) = cold.every else {
+            return Next::Done;
+        };
+        cold.runs = cold.runs.saturating_add(1);
+        if let Limit::Runs(runs) = every.limit {
+            if cold.runs >= runs {
+                return Next::Done;
+            }
+        }
+        let end = Instant::now();
+        let (first, tick) = (cold.first_due, cold.tick);
+        // Ticks due by the run's start (missed while it waited) and by its end (come
+        // while it ran).
+        let by_start = every.ticks_by(first, started).max(tick);
+        let by_end = every.ticks_by(first, end).max(by_start);
+        let next = if every.missed == MissedTicks::Burst && by_start > tick {
+            tick + 1
+        } else if every.overlap == Overlap::Queue && by_end > by_start {
+            by_end
+        } else {
+            by_end.saturating_add(1)
+        };
+        let Some(due) = every.due(first, next) else {
+            return Next::Done;
+        };
+        if let Limit::Until(deadline) = every.limit {
+            if due > deadline {
+                return Next::Done;
+            }
+        }
+        cold.tick = next;
+        if due <= end { Next::Now } else { Next::At(due) }
+    }
+
+    /// Sends a recurring task back to wait for its next run.
+    fn reschedule(&self, id: TaskId, record: &Record, job: Box<dyn ErasedJob>, next: Next) {
+        // SAFETY: rule 3, we took the job after `Start` and apply `Reschedule` next.
+        unsafe { record.put_job(job) };
+        if record.state.apply(TaskEvent::Reschedule).is_err() {
+            // A cancel or timeout won while the run ran: take the job back (rule 3); the
+            // `Fail` below loses too and the handle learns the winner's state.
+            // SAFETY: rule 3, we put the job back and lost the transition.
+            let job = unsafe { record.take_job() };
+            self.conclude(
+                id,
+                record,
+                job,
+                TaskEvent::Fail,
+                Err(TaskError::cancelled()),
+            );
+            return;
+        }
+        match next {
+            Next::At(due) => self.arm(id, self.tick_at(due), Kind::Wake),
+            // Still our token: queue it now, unless a cancel won from `Scheduled`.
+            _ => {
+                if record.state.apply(TaskEvent::Due).is_ok() {
+                    self.enqueue(id, record);
+                } else {
+                    self.finalize(id, record);
+                }
             }
         }
     }

@@ -25,8 +25,10 @@ pub struct TaskInfo {
     pub state: State,
     /// Its priority.
     pub priority: Priority,
-    /// Attempts started so far (0 before the first start).
+    /// Attempts started so far (0 before the first start), every run and retry counted.
     pub attempt: u32,
+    /// Successful runs of a recurring task (0 for other tasks).
+    pub runs: u32,
     /// The last progress reported, `0.0..=100.0` (100 once it succeeded).
     pub progress: f64,
     /// The message of the last progress report.
@@ -83,6 +85,7 @@ impl Clock {
             state,
             priority: cold.priority,
             attempt: cold.attempt,
+            runs: cold.runs,
             progress,
             message: cold.message.clone(),
             submitted_at: self.wall(cold.submitted_at),

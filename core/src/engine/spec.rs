@@ -47,6 +47,7 @@ pub(crate) struct Spec {
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) on_error: Option<ErrorHandler>,
     pub(crate) store: Option<Store>,
+    pub(crate) every: Option<Every>,
 }
 
 impl std::fmt::Debug for Spec {
@@ -59,6 +60,132 @@ impl std::fmt::Debug for Spec {
             .field("retry", &self.retry)
             .field("on_error", &self.on_error.is_some())
             .field("store", &self.store.map(|store| store.ttl))
+            .field("every", &self.every)
             .finish()
+    }
+}
+
+/// What to do with a tick that comes while the previous run is still running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Overlap {
+    /// Skip it: the next run is the first tick after the previous run ends (the default).
+    #[default]
+    Skip,
+    /// Keep it: the next run starts as soon as the previous one ends (ticks that came
+    /// during one run make one run, never a pile).
+    Queue,
+}
+
+/// What to do with ticks that passed while a run waited to start (all workers busy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum MissedTicks {
+    /// Drop them: the late run counts for them all (the default).
+    #[default]
+    Skip,
+    /// Run each of them, back to back, until the schedule is caught up.
+    Burst,
+}
+
+/// When a recurring task stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Limit {
+    Forever,
+    Runs(u32),
+    Until(Instant),
+}
+
+/// A recurrence: run every `interval`, on a fixed schedule (run `k` is due at
+/// `first + k × interval`, so delays never accumulate), for a number of runs, until an
+/// instant, or until cancelled.
+///
+/// A recurring task is one task: one id, one slot, runs one at a time. Each successful run
+/// sends it back to `Scheduled`; it ends `Succeeded` after its last run (its handle then
+/// yields the last run's value), `Failed` if a run fails for good (after its retries), or
+/// `Cancelled`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use errand_core::engine::{Every, MissedTicks, Overlap};
+///
+/// // The guide's monitoring task: every 10 s for 10 minutes.
+/// let every = Every::new(Duration::from_secs(10))
+///     .times(60)
+///     .overlap(Overlap::Skip)
+///     .missed_ticks(MissedTicks::Skip);
+/// assert_eq!(every.interval(), Duration::from_secs(10));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Every {
+    pub(crate) interval: Duration,
+    pub(crate) limit: Limit,
+    pub(crate) overlap: Overlap,
+    pub(crate) missed: MissedTicks,
+}
+
+impl Every {
+    /// Every `interval`, until cancelled. A zero interval is an invalid spec.
+    #[must_use]
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            limit: Limit::Forever,
+            overlap: Overlap::Skip,
+            missed: MissedTicks::Skip,
+        }
+    }
+
+    /// Stops after `runs` successful runs (zero is an invalid spec).
+    #[must_use]
+    pub fn times(mut self, runs: u32) -> Self {
+        self.limit = Limit::Runs(runs);
+        self
+    }
+
+    /// Stops before the first run due after `deadline`.
+    #[must_use]
+    pub fn until(mut self, deadline: Instant) -> Self {
+        self.limit = Limit::Until(deadline);
+        self
+    }
+
+    /// Sets the overlap policy (default [`Overlap::Skip`]).
+    #[must_use]
+    pub fn overlap(mut self, overlap: Overlap) -> Self {
+        self.overlap = overlap;
+        self
+    }
+
+    /// Sets the missed-tick policy (default [`MissedTicks::Skip`]).
+    #[must_use]
+    pub fn missed_ticks(mut self, missed: MissedTicks) -> Self {
+        self.missed = missed;
+        self
+    }
+
+    /// The interval.
+    #[must_use]
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Where run `tick` is due, given the first run's due time.
+    pub(crate) fn due(&self, first: Instant, tick: u64) -> Option<Instant> {
+        let offset = self.interval.checked_mul(u32::try_from(tick).ok()?)?;
+        first.checked_add(offset)
+    }
+
+    /// How many ticks after the first are due at `at` (0 before the second is due).
+    pub(crate) fn ticks_by(&self, first: Instant, at: Instant) -> u64 {
+        let elapsed = at.saturating_duration_since(first).as_nanos();
+        let interval = self.interval.as_nanos().max(1);
+        u64::try_from(elapsed / interval).unwrap_or(u64::MAX)
     }
 }
