@@ -408,8 +408,10 @@ impl<R: Runtime> Manager<R> {
         self.inner.is_shutdown_initiated()
     }
 
-    /// Blocks until every accepted task has ended, or `timeout` passes. Returns whether
-    /// all ended. (It does not stop new submissions: call
+    /// Blocks until every accepted task has ended and no worker is still running any of
+    /// them (a cancelled blocking task that ignores [`Context::is_cancelled`] keeps its
+    /// worker until it returns), or until `timeout` passes. Returns whether that point was
+    /// reached. (It does not stop new submissions: call
     /// [`stop_accepting`](Self::stop_accepting) first for that.)
     pub fn wait_for_completion(&self, timeout: Duration) -> bool {
         self.inner.wait_for_completion(timeout)

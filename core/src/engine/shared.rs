@@ -781,6 +781,9 @@ impl Inner {
         self.records
             .release(id)
             .expect("the token holder releases the slot once");
+        if self.records.is_empty() {
+            self.settled.notify(usize::MAX);
+        }
     }
 
     /// One fewer unfinished task.
@@ -1004,21 +1007,27 @@ impl Inner {
         self.shutdown_initiated.load(Ordering::SeqCst)
     }
 
-    /// Blocks until every accepted task has ended or `timeout` passes; `true` if all ended.
+    /// Whether every accepted task has ended and its slot was reclaimed (no worker is
+    /// still running any of them, cancelled ones included).
+    fn is_quiet(&self) -> bool {
+        self.unfinished.load(Ordering::Acquire) == 0 && self.records.is_empty()
+    }
+
+    /// Blocks until [`is_quiet`](Self::is_quiet) or `timeout` passes; whether it is quiet.
     pub(crate) fn wait_for_completion(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if self.unfinished.load(Ordering::Acquire) == 0 {
+            if self.is_quiet() {
                 return true;
             }
             let listener = self.settled.listen();
-            if self.unfinished.load(Ordering::Acquire) == 0 {
+            if self.is_quiet() {
                 return true;
             }
             match deadline {
                 Some(deadline) => {
                     if listener.wait_deadline(deadline).is_none() {
-                        return self.unfinished.load(Ordering::Acquire) == 0;
+                        return self.is_quiet();
                     }
                 }
                 None => listener.wait(),
