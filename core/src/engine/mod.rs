@@ -58,6 +58,8 @@ mod results;
 mod shared;
 mod snapshot;
 mod spec;
+#[cfg(test)]
+mod tests;
 
 pub use context::{Cancelled, Context};
 pub use driver::{AsyncRuntime, Driver, Runtime};

@@ -1,4 +1,5 @@
-//! Process CPU time and resident memory, from `/proc/self` on Linux; `None` elsewhere.
+//! Process CPU time and resident memory, from `/proc/self` on Linux; `None` elsewhere
+//! (and under miri, whose isolation forbids reading files).
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 /// Read from `/proc/self/stat` (fields 14 and 15), in clock ticks of `USER_HZ`, which
 /// Linux fixes at 100 per second for this interface on every architecture: a 10 ms
 /// resolution.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 pub(crate) fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) is parenthesised and may contain spaces: skip past it.
@@ -22,13 +23,13 @@ pub(crate) fn cpu_time() -> Option<Duration> {
 }
 
 /// CPU time is not measured on this platform.
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), miri))]
 pub(crate) fn cpu_time() -> Option<Duration> {
     None
 }
 
 /// Resident set size of the process, in bytes (`VmRSS` of `/proc/self/status`).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 pub(crate) fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
@@ -43,7 +44,7 @@ pub(crate) fn rss_bytes() -> Option<u64> {
 }
 
 /// Resident memory is not measured on this platform.
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), miri))]
 pub(crate) fn rss_bytes() -> Option<u64> {
     None
 }

@@ -1,0 +1,139 @@
+//! Engine unit tests on a minimal thread runtime that joins its threads, small enough
+//! for miri, which checks the job cell's hand-offs (protocol rules 2-3) on every path
+//! that moves a job: start, cancel from each waiting state, retry, reschedule, timeout.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use std::vec::Vec;
+
+use super::{BoxError, Builder, Context, Driver, Every, Manager, Runtime, Task};
+use crate::{RetryPolicy, State};
+
+/// One thread per driver; remembers them so a test can join them at its end.
+#[derive(Clone, Default)]
+struct Joined(Arc<Mutex<Vec<JoinHandle<()>>>>);
+
+impl Runtime for Joined {
+    fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
+        let thread = std::thread::Builder::new().spawn(move || driver.run_blocking())?;
+        self.0.lock().unwrap().push(thread);
+        Ok(())
+    }
+}
+
+fn manager(capacity: usize) -> (Manager<Joined>, Joined) {
+    let runtime = Joined::default();
+    let manager = Builder::new(runtime.clone())
+        .workers(1)
+        .queue_capacity(capacity)
+        .history(8)
+        .seed(1)
+        .build()
+        .unwrap();
+    (manager, runtime)
+}
+
+/// Shuts down, drops the manager and joins every driver thread.
+fn finish(manager: Manager<Joined>, runtime: &Joined) {
+    let report = manager.shutdown(Duration::from_secs(30));
+    assert!(report.unfinished.is_empty());
+    drop(manager);
+    for thread in runtime.0.lock().unwrap().drain(..) {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn blocking_async_retry_and_recurring_jobs_move_through_the_cell() {
+    let (manager, runtime) = manager(4);
+    let blocking = manager.spawn(|_: &Context| Ok::<_, BoxError>(1)).unwrap();
+    let asynchronous = manager
+        .spawn_async(|ctx: Context| async move { Ok::<_, BoxError>(ctx.attempt()) })
+        .unwrap();
+    let retried = manager
+        .submit(
+            Task::new(|ctx: &Context| {
+                if ctx.attempt() < 2 {
+                    Err(BoxError::from("again"))
+                } else {
+                    Ok(ctx.attempt())
+                }
+            })
+            .retry(
+                RetryPolicy::builder()
+                    .max_retries(1)
+                    .initial_delay(Duration::ZERO)
+                    .build()
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let recurring = manager
+        .submit(
+            Task::new({
+                let runs = Arc::clone(&runs);
+                move |_: &Context| Ok::<_, BoxError>(runs.fetch_add(1, Ordering::SeqCst))
+            })
+            .every(Every::new(Duration::from_millis(1)).times(2)),
+        )
+        .unwrap();
+    assert_eq!(blocking.wait().unwrap(), 1);
+    assert_eq!(asynchronous.wait().unwrap(), 1);
+    assert_eq!(retried.wait().unwrap(), 2);
+    assert_eq!(recurring.wait().unwrap(), 1);
+    finish(manager, &runtime);
+}
+
+#[test]
+fn cancels_take_the_job_from_every_waiting_state() {
+    let (manager, runtime) = manager(4);
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let blocker = manager
+        .spawn({
+            let gate = Arc::clone(&gate);
+            let started = Arc::clone(&started);
+            move |_: &Context| {
+                started.store(1, Ordering::SeqCst);
+                drop(gate.lock().unwrap());
+                Ok::<_, BoxError>(())
+            }
+        })
+        .unwrap();
+    while started.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let queued = manager.spawn(|_: &Context| Ok::<_, BoxError>(())).unwrap();
+    let scheduled = manager
+        .submit(Task::new(|_: &Context| Ok::<_, BoxError>(())).delay(Duration::from_secs(3600)))
+        .unwrap();
+    assert_eq!(queued.status(), State::Queued);
+    assert_eq!(scheduled.status(), State::Scheduled);
+    queued.cancel().unwrap();
+    scheduled.cancel().unwrap();
+    assert!(queued.wait().unwrap_err().is_cancelled());
+    assert!(scheduled.wait().unwrap_err().is_cancelled());
+    drop(held);
+    blocker.wait().unwrap();
+    finish(manager, &runtime);
+}
+
+#[test]
+fn a_running_async_job_is_dropped_on_timeout() {
+    let (manager, runtime) = manager(2);
+    let handle = manager
+        .submit(
+            Task::new_async(|_ctx: Context| async {
+                std::future::pending::<()>().await;
+                Ok::<_, BoxError>(())
+            })
+            .timeout(Duration::from_millis(1)),
+        )
+        .unwrap();
+    assert!(handle.wait().unwrap_err().is_timed_out());
+    finish(manager, &runtime);
+}
