@@ -22,13 +22,31 @@ use crate::{State, TaskId};
 /// # Examples
 ///
 /// ```
-/// # fn demo<R: errand_core::engine::Runtime>(manager: &errand_core::engine::Manager<R>) {
-/// use errand_core::engine::{BoxError, Task};
+/// # use errand_core::engine::{Driver, Runtime};
+/// # #[derive(Clone)]
+/// # struct Threads; // what `errand-threads` provides
+/// # impl Runtime for Threads {
+/// #     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
+/// #         std::thread::Builder::new().spawn(move || driver.run_blocking()).map(drop)
+/// #     }
+/// # }
+/// use std::time::Duration;
+/// use errand_core::State;
+/// use errand_core::engine::{BoxError, Builder, Task};
 ///
+/// let manager = Builder::new(Threads).workers(1).build().unwrap();
 /// let handle = manager.submit(Task::new(|_ctx| Ok::<_, BoxError>(6 * 7))).unwrap();
 /// println!("submitted {}", handle.id());
 /// assert_eq!(handle.wait().unwrap(), 42);
-/// # }
+///
+/// // A delayed task is still scheduled: waiting a moment gives the handle back.
+/// let later = manager
+///     .submit(Task::new(|_ctx| Ok::<_, BoxError>(())).delay(Duration::from_secs(60)))
+///     .unwrap();
+/// let later = later.wait_timeout(Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(later.status(), State::Scheduled);
+/// later.cancel().unwrap();
+/// assert!(later.wait().unwrap_err().is_cancelled());
 /// ```
 pub struct TaskHandle<T> {
     id: TaskId,

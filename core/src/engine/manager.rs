@@ -21,18 +21,32 @@ use crate::{Mode, RetryPolicy, State, TaskId};
 /// # Examples
 ///
 /// ```
-/// # fn demo<R: errand_core::engine::Runtime>(runtime: R) {
-/// use errand_core::Mode;
+/// # use errand_core::engine::{Driver, Runtime};
+/// # #[derive(Clone)]
+/// # struct Threads; // what `errand-threads` provides
+/// # impl Runtime for Threads {
+/// #     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
+/// #         std::thread::Builder::new().spawn(move || driver.run_blocking()).map(drop)
+/// #     }
+/// # }
+/// use std::time::Duration;
 /// use errand_core::engine::Builder;
+/// use errand_core::{Mode, RetryPolicy};
 ///
-/// let manager = Builder::new(runtime)
+/// // The guide's `enable_background_tasks(workers=4, enable_profiling=True,
+/// // memory_pool_mb=500)`, plus the other settings.
+/// let manager = Builder::new(Threads)
 ///     .workers(4)
+///     .enable_profiling(true)
+///     .memory_pool_mb(500)
 ///     .queue_capacity(10_000)
 ///     .priority_mode(Mode::Weighted)
+///     .default_retry(RetryPolicy::default())
+///     .default_timeout(Some(Duration::from_secs(60)))
+///     .default_result_ttl(Duration::from_secs(24 * 3600))
 ///     .build()
 ///     .unwrap();
-/// # drop(manager);
-/// # }
+/// assert_eq!(manager.performance().workers, 4);
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until built"]
@@ -222,19 +236,43 @@ impl<R: Runtime> Builder<R> {
 /// # Examples
 ///
 /// ```
-/// # fn demo<R: errand_core::engine::Runtime>(manager: errand_core::engine::Manager<R>) {
+/// # use errand_core::engine::{Driver, Runtime};
+/// # #[derive(Clone)]
+/// # struct Threads; // what `errand-threads` provides
+/// # impl Runtime for Threads {
+/// #     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
+/// #         std::thread::Builder::new().spawn(move || driver.run_blocking()).map(drop)
+/// #     }
+/// # }
 /// use std::time::Duration;
 /// use errand_core::Priority;
-/// use errand_core::engine::{BoxError, Task};
+/// use errand_core::engine::{BoxError, Builder, Context, Task};
 ///
+/// let manager = Builder::new(Threads).workers(2).build().unwrap();
 /// let urgent = manager
-///     .submit(Task::new(|_ctx| Ok::<_, BoxError>("done")).priority(Priority::HIGH))
+///     .submit(Task::new(|_ctx: &Context| Ok::<_, BoxError>("done")).priority(Priority::HIGH))
 ///     .unwrap();
+/// let id = urgent.id();
 /// assert_eq!(urgent.wait().unwrap(), "done");
+///
+/// // Ask about it later, by id (ids print and parse as `t-<slot>-<generation>`).
+/// let info = manager.task(id.to_string().parse().unwrap()).unwrap();
+/// assert_eq!(info.progress, 100.0);
+///
+/// // Results kept for later, as the guide's `schedule_with_storage`.
+/// let sum = manager
+///     .submit(
+///         Task::new(|_ctx: &Context| Ok::<_, BoxError>((1..=1000_u64).map(|i| i * i).sum::<u64>()))
+///             .store_result_for(Duration::from_secs(24 * 3600)),
+///     )
+///     .unwrap();
+/// let sum_id = sum.id();
+/// sum.wait().unwrap();
+/// assert_eq!(manager.stored_result::<u64>(sum_id).as_deref(), Some(&333_833_500));
 ///
 /// let report = manager.shutdown(Duration::from_secs(30));
 /// assert!(report.completed);
-/// # }
+/// assert_eq!(manager.counts().succeeded, 2);
 /// ```
 pub struct Manager<R: Runtime> {
     inner: Arc<Inner>,
