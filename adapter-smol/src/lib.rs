@@ -34,12 +34,7 @@
 //! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) (from a thread, or inside
 //! `smol::unblock`, since it blocks while it waits) and log its report.
 
-pub use errand_core::engine::{
-    Analytics, BoxError, CancelError, Context, Counts, Every, MissedTicks, Overlap, Performance,
-    ProgressError, ShutdownReport, SubmitError, Task, TaskError, TaskErrorKind, TaskHandle,
-    TaskInfo,
-};
-pub use errand_core::{Jitter, Mode, Priority, RetryDecision, RetryPolicy, State, TaskId};
+pub use errand_core::engine::prelude::*;
 
 use std::future::Future;
 use std::pin::Pin;

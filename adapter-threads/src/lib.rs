@@ -34,11 +34,7 @@
 //! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) with your grace period
 //! and log its report.
 
-pub use errand_core::engine::{
-    Analytics, BoxError, CancelError, Context, Counts, Performance, ProgressError, ShutdownReport,
-    SubmitError, Task, TaskError, TaskErrorKind, TaskHandle, TaskInfo,
-};
-pub use errand_core::{Jitter, Mode, Priority, RetryDecision, RetryPolicy, State, TaskId};
+pub use errand_core::engine::prelude::*;
 
 use errand_core::engine::{Driver, Runtime};
 

@@ -37,11 +37,7 @@
 //! `tokio::task::spawn_blocking` (it blocks while it waits for tasks to end) and log its
 //! report.
 
-pub use errand_core::engine::{
-    Analytics, BoxError, CancelError, Context, Counts, Performance, ProgressError, ShutdownReport,
-    SubmitError, Task, TaskError, TaskErrorKind, TaskHandle, TaskInfo,
-};
-pub use errand_core::{Jitter, Mode, Priority, RetryDecision, RetryPolicy, State, TaskId};
+pub use errand_core::engine::prelude::*;
 
 use std::future::Future;
 use std::pin::Pin;

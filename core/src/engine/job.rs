@@ -67,12 +67,16 @@ pub(crate) trait ErasedJob: Send {
 /// ```
 pub struct Task<J> {
     pub(crate) job: J,
-    pub(crate) spec: Spec,
+    pub(crate) priority: Priority,
+    /// Every other setting; `None` while all are defaults, so a plain task allocates
+    /// nothing for its settings (and stays small when a refusal hands it back).
+    pub(crate) spec: Option<Box<Spec>>,
 }
 
 impl<J> std::fmt::Debug for Task<J> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Task")
+            .field("priority", &self.priority)
             .field("spec", &self.spec)
             .finish_non_exhaustive()
     }
@@ -100,7 +104,8 @@ where
     pub fn new(f: F) -> Self {
         Task {
             job: Blocking(f),
-            spec: Spec::default(),
+            priority: Priority::NORMAL,
+            spec: None,
         }
     }
 }
@@ -117,43 +122,49 @@ where
     pub fn new_async(f: F) -> Self {
         Task {
             job: Async(f),
-            spec: Spec::default(),
+            priority: Priority::NORMAL,
+            spec: None,
         }
     }
 }
 
 impl<J> Task<J> {
+    /// The settings, allocated on first change.
+    fn spec_mut(&mut self) -> &mut Spec {
+        self.spec.get_or_insert_with(Box::default)
+    }
+
     /// Sets the priority (default [`Priority::NORMAL`]).
     #[must_use]
     pub fn priority(mut self, priority: impl Into<Priority>) -> Self {
-        self.spec.priority = priority.into();
+        self.priority = priority.into();
         self
     }
 
     /// The priority set so far.
     #[must_use]
     pub fn get_priority(&self) -> Priority {
-        self.spec.priority
+        self.priority
     }
 
     /// Sets a label, shown in task snapshots.
     #[must_use]
     pub fn label(mut self, label: impl Into<std::borrow::Cow<'static, str>>) -> Self {
-        self.spec.label = Some(label.into());
+        self.spec_mut().label = Some(label.into());
         self
     }
 
     /// Starts the task no earlier than `delay` after submission (it waits `Scheduled`).
     #[must_use]
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.spec.start = Start::After(delay);
+        self.spec_mut().start = Start::After(delay);
         self
     }
 
     /// Starts the task no earlier than `at` (an instant in the past means now).
     #[must_use]
     pub fn at(mut self, at: Instant) -> Self {
-        self.spec.start = Start::At(at);
+        self.spec_mut().start = Start::At(at);
         self
     }
 
@@ -163,7 +174,7 @@ impl<J> Task<J> {
     /// retried). Zero is an invalid spec.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.spec.timeout = Some(timeout);
+        self.spec_mut().timeout = Some(timeout);
         self
     }
 
@@ -171,14 +182,14 @@ impl<J> Task<J> {
     /// or after its [`delay`](Self::delay) / at its [`at`](Self::at) instant).
     #[must_use]
     pub fn every(mut self, every: Every) -> Self {
-        self.spec.every = Some(every);
+        self.spec_mut().every = Some(every);
         self
     }
 
     /// Retries failed attempts under `policy` (instead of the manager's default).
     #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.spec.retry = Some(policy);
+        self.spec_mut().retry = Some(policy);
         self
     }
 
@@ -196,7 +207,7 @@ impl<J> Task<J> {
         mut self,
         handler: impl Fn(TaskId, &TaskError, u32) -> RetryDecision + Send + Sync + 'static,
     ) -> Self {
-        self.spec.on_error = Some(Arc::new(handler));
+        self.spec_mut().on_error = Some(Arc::new(handler));
         self
     }
 
@@ -216,7 +227,7 @@ where
     /// returned) when the TTL expires.
     #[must_use]
     pub fn store_result(mut self) -> Self {
-        self.spec.store = Some(Store {
+        self.spec_mut().store = Some(Store {
             ttl: None,
             clone: clone_into_store::<J::Output>,
         });
@@ -226,7 +237,7 @@ where
     /// Like [`store_result`](Self::store_result), kept for `ttl`.
     #[must_use]
     pub fn store_result_for(mut self, ttl: Duration) -> Self {
-        self.spec.store = Some(Store {
+        self.spec_mut().store = Some(Store {
             ttl: Some(ttl),
             clone: clone_into_store::<J::Output>,
         });

@@ -296,10 +296,6 @@ impl<R: Runtime> Manager<R> {
     ///
     /// [`SubmitError`] with the task given back: the queue is full, the manager is shutting
     /// down, or the task's spec is invalid.
-    #[allow(
-        clippy::result_large_err,
-        reason = "the error hands the task back by value; boxing it would allocate on every submission"
-    )]
     pub fn submit<J: Job>(
         &self,
         task: Task<J>,
@@ -314,8 +310,7 @@ impl<R: Runtime> Manager<R> {
     /// As [`submit`](Self::submit).
     #[allow(
         clippy::type_complexity,
-        clippy::result_large_err,
-        reason = "the error hands the task back by value; boxing it would allocate on every submission"
+        reason = "the error names the task it gives back"
     )]
     pub fn spawn<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<Task<Blocking<F>>>>
     where
@@ -333,8 +328,7 @@ impl<R: Runtime> Manager<R> {
     /// As [`submit`](Self::submit).
     #[allow(
         clippy::type_complexity,
-        clippy::result_large_err,
-        reason = "the error hands the task back by value; boxing it would allocate on every submission"
+        reason = "the error names the task it gives back"
     )]
     pub fn spawn_async<F, Fut, T, E>(
         &self,

@@ -73,3 +73,16 @@ pub use snapshot::{
     Analytics, Counts, LevelLatency, Performance, QueueSizes, ShutdownReport, TaskInfo,
 };
 pub use spec::{Every, MissedTicks, Overlap};
+
+/// Everything a user of an adapter needs, for the adapter to re-export in one line
+/// (`pub use errand_core::engine::prelude::*;`), so every adapter exposes the same API.
+pub mod prelude {
+    pub use super::{
+        Analytics, BoxError, BuildError, CancelError, Context, Counts, Every, LevelLatency,
+        MissedTicks, Overlap, Performance, ProgressError, QueueSizes, ShutdownReport, SubmitError,
+        Task, TaskError, TaskErrorKind, TaskHandle, TaskInfo,
+    };
+    pub use crate::{
+        BudgetSnapshot, Jitter, Level, Mode, Priority, RetryDecision, RetryPolicy, State, TaskId,
+    };
+}

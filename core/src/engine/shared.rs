@@ -22,7 +22,7 @@ use super::job::{Completion, ErasedJob, Job, Outcome, Task};
 use super::record::{Cold, Record};
 use super::results::Results;
 use super::snapshot::{Analytics, Clock, Counts, LevelLatency, Performance, QueueSizes, TaskInfo};
-use super::spec::{Limit, MissedTicks, Overlap, Start};
+use super::spec::{Limit, MissedTicks, Overlap, Spec, Start};
 use crate::{
     BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Histogram, Level, MemoryBudget, Mode,
     OwnedReservation, Priority, RetryDecision, RetryPolicy, SlotTable, SplitMix64, State, TaskId,
@@ -264,10 +264,6 @@ impl Inner {
     // ----- submission ---------------------------------------------------------------
 
     /// Accepts `task` or gives it back.
-    #[allow(
-        clippy::result_large_err,
-        reason = "the error hands the task back by value; boxing it would allocate on every submission"
-    )]
     pub(crate) fn submit<J: Job>(
         self: &Arc<Self>,
         task: Task<J>,
@@ -341,7 +337,8 @@ impl Inner {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
-        let spec = &task.spec;
+        let default = Spec::default();
+        let spec = task.spec.as_deref().unwrap_or(&default);
         if spec.timeout == Some(Duration::ZERO) {
             return Err(Refusal::Invalid("the timeout is 0 s"));
         }
@@ -371,13 +368,18 @@ impl Inner {
         task: Task<J>,
     ) -> TaskHandle<J::Output> {
         let Prepared { id, record, charge } = prepared;
-        let Task { job, spec } = task;
+        let Task {
+            job,
+            priority,
+            spec,
+        } = task;
+        let spec = spec.map_or_else(Spec::default, |spec| *spec);
         let completion = Arc::new(Completion::new());
         let job = job.erase(Arc::clone(&completion));
         let now = Instant::now();
         let mut cold = Cold::empty(now);
         cold.label = spec.label;
-        cold.priority = spec.priority;
+        cold.priority = priority;
         cold.timeout = spec.timeout.or(self.config.timeout);
         cold.backoff = spec.retry.unwrap_or(self.config.retry).backoff();
         cold.rng = SplitMix64::new(

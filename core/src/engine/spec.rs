@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::TaskError;
-use crate::{Priority, RetryDecision, RetryPolicy, TaskId};
+use crate::{RetryDecision, RetryPolicy, TaskId};
 
 /// When a task may start.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,7 +38,6 @@ pub(crate) struct Store {
 /// Everything about a task except its work.
 #[derive(Clone, Default)]
 pub(crate) struct Spec {
-    pub(crate) priority: Priority,
     pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) start: Start,
     /// `None`: the manager's default timeout.
@@ -53,7 +52,6 @@ pub(crate) struct Spec {
 impl std::fmt::Debug for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Spec")
-            .field("priority", &self.priority)
             .field("label", &self.label)
             .field("start", &self.start)
             .field("timeout", &self.timeout)
