@@ -29,10 +29,9 @@
 //!
 //! # Ctrl-C / SIGTERM
 //!
-//! Use a signal crate that wakes a thread or a future (for example `ctrlc`, or
-//! `async-signal` on smol); when it fires, call
-//! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) (from a thread, or inside
-//! `smol::unblock`, since it blocks while it waits) and log its report.
+//! Await the signal with `async-signal` (`Signals::new([Signal::Term, Signal::Int])`),
+//! then [`shutdown_async`](errand_core::engine::Manager::shutdown_async) with a grace
+//! period, and log its report; `tests/sigterm.rs` runs this recipe.
 
 pub use errand_core::engine::prelude::*;
 

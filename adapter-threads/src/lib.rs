@@ -29,10 +29,10 @@
 //!
 //! # Ctrl-C / SIGTERM
 //!
-//! Install a signal handler with the crate of your choice (for example `ctrlc` or
-//! `signal-hook`); in it, or in the thread it wakes, call
-//! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) with your grace period
-//! and log its report.
+//! Wait for the signal on a thread of its own (with `signal-hook`:
+//! `Signals::new([SIGINT, SIGTERM])?.forever().next()`), then call
+//! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) with a grace period and
+//! log its report; `tests/sigterm.rs` runs this recipe.
 
 pub use errand_core::engine::prelude::*;
 

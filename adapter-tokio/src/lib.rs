@@ -31,11 +31,20 @@
 //!
 //! # Ctrl-C / SIGTERM
 //!
-//! With tokio's `signal` feature, await `tokio::signal::ctrl_c()` (or a
-//! `tokio::signal::unix::signal(SignalKind::terminate())` stream) in a task, then call
-//! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) inside
-//! `tokio::task::spawn_blocking` (it blocks while it waits for tasks to end) and log its
-//! report.
+//! With tokio's `signal` feature, await `tokio::signal::ctrl_c()` (or
+//! `tokio::signal::unix::signal(SignalKind::terminate())`) in a task, then
+//! [`shutdown_async`](errand_core::engine::Manager::shutdown_async) with a grace period
+//! and log its report (`tests/sigterm.rs` runs this recipe):
+//!
+//! ```no_run
+//! # async fn recipe(manager: std::sync::Arc<errand_tokio::Manager>) {
+//! tokio::spawn(async move {
+//!     tokio::signal::ctrl_c().await.expect("a Ctrl-C handler");
+//!     let report = manager.shutdown_async(std::time::Duration::from_secs(30)).await;
+//!     eprintln!("force stopped {} task(s)", report.unfinished.len());
+//! });
+//! # }
+//! ```
 
 pub use errand_core::engine::prelude::*;
 

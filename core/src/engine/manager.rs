@@ -5,7 +5,11 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::context::Context;
-use super::driver::{Driver, Role, Runtime};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use super::driver::{AsyncRuntime, Driver, Role, Runtime};
 use super::error::{BoxError, BuildError, CancelError, SubmitError};
 use super::handle::TaskHandle;
 use super::job::{Async, Blocking, Job, Task};
@@ -480,6 +484,54 @@ impl<R: Runtime> Manager<R> {
     /// The runtime the manager runs on.
     pub fn runtime(&self) -> &R {
         &self.runtime
+    }
+}
+
+impl<R: AsyncRuntime> Manager<R> {
+    /// [`wait_for_completion`](Manager::wait_for_completion) for async code: awaits
+    /// instead of blocking the executor's thread.
+    pub async fn wait_for_completion_async(&self, timeout: Duration) -> bool {
+        let mut sleep = Instant::now()
+            .checked_add(timeout)
+            .map(|deadline| self.runtime.sleep_until(deadline));
+        loop {
+            if self.inner.is_quiet() {
+                return true;
+            }
+            let mut listener = self.inner.settled_listener();
+            if self.inner.is_quiet() {
+                return true;
+            }
+            let woken = std::future::poll_fn(|cx| {
+                if Pin::new(&mut listener).poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                match &mut sleep {
+                    Some(sleep) => sleep.as_mut().poll(cx).map(|()| false),
+                    None => Poll::Pending,
+                }
+            })
+            .await;
+            if !woken {
+                return self.inner.is_quiet();
+            }
+        }
+    }
+
+    /// [`shutdown`](Manager::shutdown) for async code: awaits the grace period instead of
+    /// blocking the executor's thread. The recipe for Ctrl-C / SIGTERM on an async
+    /// runtime: await the signal, then this.
+    pub async fn shutdown_async(&self, timeout: Duration) -> ShutdownReport {
+        let start = Instant::now();
+        self.inner.stop_accepting();
+        let completed = self.wait_for_completion_async(timeout).await;
+        let unfinished = self.inner.stop_all();
+        self.inner.stop_workers();
+        ShutdownReport {
+            completed: completed && unfinished.is_empty(),
+            unfinished,
+            elapsed: start.elapsed(),
+        }
     }
 }
 

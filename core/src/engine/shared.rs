@@ -1011,8 +1011,14 @@ impl Inner {
 
     /// Whether every accepted task has ended and its slot was reclaimed (no worker is
     /// still running any of them, cancelled ones included).
-    fn is_quiet(&self) -> bool {
+    pub(crate) fn is_quiet(&self) -> bool {
         self.unfinished.load(Ordering::Acquire) == 0 && self.records.is_empty()
+    }
+
+    /// A listener notified when tasks settle or slots are reclaimed (re-check
+    /// [`is_quiet`](Self::is_quiet) after registering it).
+    pub(crate) fn settled_listener(&self) -> EventListener {
+        self.settled.listen()
     }
 
     /// Blocks until [`is_quiet`](Self::is_quiet) or `timeout` passes; whether it is quiet.
