@@ -5,7 +5,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use errand_core::{
     BoxedPriorityQueue, Event, Histogram, MemoryBudget, Mode, Priority, SlotTable, SplitMix64,
@@ -15,20 +14,23 @@ use errand_core::{
 /// Counts the allocations made by threads that have armed the counter.
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
+    /// Whether this thread's allocations are being counted.
     static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// This thread's count. Per thread, so tests running in parallel do not see each
+    /// other's allocations.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note() {
     if ARMED.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
     }
 }
 
 // SAFETY: every call is forwarded unchanged to `System`, which upholds `GlobalAlloc`'s
-// contract; the counting around it allocates nothing (a const thread-local and an atomic).
+// contract; the counting around it allocates nothing (const thread-locals without
+// destructors).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note();
@@ -56,11 +58,11 @@ static GLOBAL: Counting = Counting;
 
 /// Runs `work` with this thread's allocations counted; returns how many it made.
 fn allocations_during(work: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     ARMED.with(|a| a.set(true));
     work();
     ARMED.with(|a| a.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 #[test]
