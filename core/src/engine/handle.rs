@@ -3,11 +3,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, ready};
+use std::task::{Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use event_listener::{EventListener, Listener};
-
+use super::driver::block_on;
 use super::error::{CancelError, TaskError};
 use super::job::Completion;
 use super::shared::Inner;
@@ -52,7 +51,6 @@ pub struct TaskHandle<T> {
     id: TaskId,
     completion: Arc<Completion<T>>,
     inner: Arc<Inner>,
-    listener: Option<EventListener>,
 }
 
 impl<T> std::fmt::Debug for TaskHandle<T> {
@@ -69,7 +67,6 @@ impl<T> TaskHandle<T> {
             id,
             completion,
             inner,
-            listener: None,
         }
     }
 
@@ -112,16 +109,7 @@ impl<T> TaskHandle<T> {
     ///
     /// The task's [`TaskError`]: its own error, a panic, a cancellation or a timeout.
     pub fn wait(self) -> Result<T, TaskError> {
-        loop {
-            if let Some(result) = self.completion.take() {
-                return result;
-            }
-            let listener = self.completion.event.listen();
-            if let Some(result) = self.completion.take() {
-                return result;
-            }
-            listener.wait();
-        }
+        block_on(self)
     }
 
     /// Like [`wait`](Self::wait), but gives up after `timeout`, handing the handle back.
@@ -131,23 +119,37 @@ impl<T> TaskHandle<T> {
     /// The outer `Err` is the handle, when the task has not ended in time.
     pub fn wait_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, Self> {
         let deadline = Instant::now().checked_add(timeout);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
         loop {
-            if let Some(result) = self.completion.take() {
-                return Ok(result);
-            }
-            let listener = self.completion.event.listen();
+            // Register first, then check: a completion after the check unparks us.
+            self.completion.register(&waker);
             if let Some(result) = self.completion.take() {
                 return Ok(result);
             }
             match deadline {
                 Some(deadline) => {
-                    if listener.wait_deadline(deadline).is_none() {
-                        return self.completion.take().ok_or(self);
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(self);
                     }
+                    std::thread::park_timeout(deadline - now);
                 }
-                None => listener.wait(),
+                None => std::thread::park(),
             }
         }
+    }
+}
+
+/// Wakes a parked thread.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
@@ -159,22 +161,17 @@ impl<T> Future for TaskHandle<T> {
     /// If polled again after it returned `Ready`.
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        loop {
-            if this.completion.is_done() {
-                return Poll::Ready(
-                    this.completion
-                        .take()
-                        .expect("a TaskHandle polled after it completed"),
-                );
-            }
-            match &mut this.listener {
-                Some(listener) => {
-                    ready!(Pin::new(listener).poll(cx));
-                    this.listener = None;
-                }
-                // Listen, then re-check at the top of the loop: no notification is missed.
-                None => this.listener = Some(this.completion.event.listen()),
+        if !this.completion.is_done() {
+            // Register, then re-check: a completion in between wakes this waker.
+            this.completion.register(cx.waker());
+            if !this.completion.is_done() {
+                return Poll::Pending;
             }
         }
+        Poll::Ready(
+            this.completion
+                .take()
+                .expect("a TaskHandle polled after it completed"),
+        )
     }
 }

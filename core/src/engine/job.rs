@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
-use event_listener::Event;
+use atomic_waker::AtomicWaker;
 
 use super::context::Context;
 use super::error::{BoxError, TaskError};
@@ -400,18 +400,22 @@ where
             }
         };
         let completion = Arc::clone(&self.completion);
-        let mut future = Box::pin(future);
-        Some(Box::pin(std::future::poll_fn(
-            move |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                Ok(Poll::Pending) => Poll::Pending,
-                Ok(Poll::Ready(Ok(value))) => {
-                    completion.stage(value);
-                    Poll::Ready(Ok(()))
+        // One allocation per attempt: the future is pinned inside the boxed async block.
+        Some(Box::pin(async move {
+            let mut future = std::pin::pin!(future);
+            std::future::poll_fn(move |cx| {
+                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Ok(Poll::Ready(Ok(value))) => {
+                        completion.stage(value);
+                        Poll::Ready(Ok(()))
+                    }
+                    Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(TaskError::failed(error))),
+                    Err(payload) => Poll::Ready(Err(TaskError::panicked(&*payload))),
                 }
-                Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(TaskError::failed(error))),
-                Err(payload) => Poll::Ready(Err(TaskError::panicked(&*payload))),
-            },
-        )))
+            })
+            .await
+        }))
     }
 
     fn complete(self: Box<Self>, result: Result<(), TaskError>) {
@@ -442,8 +446,8 @@ pub(crate) struct Completion<T> {
     done: AtomicBool,
     /// The terminal state the end stands for (`State as u8`), `NOT_ENDED` before.
     ended: AtomicU8,
-    /// Notified when `done` is set.
-    pub(crate) event: Event,
+    /// The waker of the (single) handle waiting for `done`.
+    waker: AtomicWaker,
 }
 
 impl<T> Completion<T> {
@@ -452,7 +456,7 @@ impl<T> Completion<T> {
             slot: Mutex::new(Slot::Pending),
             done: AtomicBool::new(false),
             ended: AtomicU8::new(NOT_ENDED),
-            event: Event::new(),
+            waker: AtomicWaker::new(),
         }
     }
 
@@ -489,7 +493,7 @@ impl<T> Completion<T> {
             *slot = Slot::Ready(result);
         }
         self.done.store(true, Ordering::Release);
-        self.event.notify(usize::MAX);
+        self.waker.wake();
     }
 
     /// Applies `clone` to the staged value, if there is one.
@@ -501,6 +505,11 @@ impl<T> Completion<T> {
             Slot::Staged(value) => clone(value),
             _ => None,
         }
+    }
+
+    /// Registers the handle's waker (re-check [`is_done`](Self::is_done) afterwards).
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
     }
 
     /// Whether the end is published.
