@@ -708,6 +708,30 @@ pub fn timeouts_tell_blocking_work_to_stop<A: Adapter>() {
         .unwrap();
     assert!(wait(handle).unwrap_err().is_timed_out());
     assert!(started.elapsed() >= timeout);
+    // A timed-out attempt is final: its error handler is not asked, nothing is retried.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let handle = manager
+        .submit(
+            Task::new(|ctx: &Context| {
+                while !ctx.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err::<(), _>(BoxError::from("stopped early"))
+            })
+            .timeout(timeout)
+            .retry(policy(3, 1))
+            .on_error({
+                let asked = Arc::clone(&asked);
+                move |_, _, _| {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    RetryDecision::Retry
+                }
+            }),
+        )
+        .unwrap();
+    assert!(wait(handle).unwrap_err().is_timed_out());
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert_eq!(manager.counts().retried, 0);
     // A task that finishes in time is unaffected by its timeout.
     let quick = manager
         .submit(Task::new(|_: &Context| Ok::<_, BoxError>(3)).timeout(PATIENCE))

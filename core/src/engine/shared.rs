@@ -507,6 +507,17 @@ impl Inner {
         let AttemptMeta { id, started, timed } = meta;
         self.end_attempt(id, started, timed, &outcome);
         let record = self.records.get(id).expect("a running task's slot is live");
+        if record.state.load() != State::Running {
+            // A cancel or timeout already ended the task (the attempt saw its signal):
+            // no retry decision, no next run; `conclude` learns the winner's state.
+            let event = if outcome.is_ok() {
+                TaskEvent::Succeed
+            } else {
+                TaskEvent::Fail
+            };
+            self.conclude(id, record, Some(job), event, outcome);
+            return;
+        }
         match outcome {
             Ok(()) => match self.next_run(record, started) {
                 Next::Done => self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(())),
