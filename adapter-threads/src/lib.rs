@@ -36,6 +36,12 @@
 
 pub use errand_core::engine::prelude::*;
 
+/// The workspace README's examples (this crate and `errand-core`), compiled and run as
+/// doctests here so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 use errand_core::engine::{Driver, Runtime};
 
 /// The OS-threads runtime: one named thread (`errand-worker`) per worker, and one

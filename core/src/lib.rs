@@ -16,11 +16,16 @@
 //! - [`TimerWheel`]: a hierarchical timer wheel over slot indices.
 //! - [`Counter`], [`Histogram`]: statistics without allocation.
 //!
+//! With the `std` feature it also holds [`engine`]: the runtime-agnostic task manager that
+//! the adapter crates (`errand-tokio`, `errand-smol`, `errand-threads`) bind to a runtime.
+//! Applications use an adapter; the engine's docs are for adapter authors and the curious.
+//!
 //! # Crate features
 //!
 //! - *(none)*: no heap at all; storage is inline and sized by const generics.
 //! - `alloc`: heap storage sized at run time (`Box<[_]>`) and owned handles.
-//! - `std`: implies `alloc`; conveniences that need the standard library.
+//! - `std`: implies `alloc`; the [`engine`] (task manager), which needs threads, clocks and
+//!   `catch_unwind`.
 //! - `serde`: `Serialize`/`Deserialize` for ids, priorities, states and snapshots.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -29,11 +34,6 @@
 extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
-
-/// The README's examples, compiled and run as doctests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
 
 mod sync;
 
