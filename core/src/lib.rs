@@ -15,6 +15,9 @@
 //! - [`MemoryBudget`]: byte-budget accounting with RAII reservations.
 //! - [`TimerWheel`]: a hierarchical timer wheel over slot indices.
 //! - [`Counter`], [`Histogram`]: statistics without allocation.
+//! - [`Handoff`]: a value moved from its publisher to the single winner of a transition.
+//! - [`Parking`]: the idle count and stop flag of a worker pool (no lost wakeup).
+//! - [`Gate`]: an admission gate that closes and drains (no entry after a drained close).
 //!
 //! # Crate features
 //!
@@ -73,6 +76,15 @@ pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 
 mod stats;
 pub use stats::{Counter, Histogram, HistogramSnapshot};
+
+mod handoff;
+pub use handoff::{Handoff, Taken};
+
+mod park;
+pub use park::{IdleToken, Notify, Parked, Parking};
+
+mod gate;
+pub use gate::{Gate, Pass};
 
 #[cfg(all(feature = "std", not(errand_loom)))]
 pub mod engine;
