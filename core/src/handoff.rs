@@ -179,3 +179,50 @@ impl<T> fmt::Debug for Handoff<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::boxed::Box;
+    use std::string::String;
+
+    /// A job's life: published, taken by `Start`, returned by `Retry`, taken by `Cancel`.
+    #[test]
+    fn take_return_take() {
+        let handoff = Handoff::new();
+        // SAFETY: rule 1, not shared.
+        unsafe { handoff.publish(Box::new(String::from("job")), State::Queued) };
+        let due = handoff.apply(Event::Start).unwrap();
+        let job = due.value.expect("`Start` from `Queued` takes the job");
+        // SAFETY: rule 3, we hold the job taken by winning `Start`.
+        let retry = unsafe { handoff.apply_returning(Event::Retry, job) }.unwrap();
+        assert_eq!(retry.to, State::Retrying);
+        assert_eq!(
+            handoff.apply(Event::Due).unwrap().value,
+            None,
+            "waiting to waiting"
+        );
+        let cancel = handoff.apply(Event::Cancel).unwrap();
+        assert_eq!(cancel.value.as_deref().map(String::as_str), Some("job"));
+        assert!(handoff.into_value().is_none());
+    }
+
+    /// A returner whose event loses gets its value back; a value left in the cell is
+    /// dropped with the handoff.
+    #[test]
+    fn lost_return_gives_back_and_drop_frees() {
+        let handoff = Handoff::new();
+        // SAFETY: rule 1, not shared.
+        unsafe { handoff.publish(Box::new(1_u32), State::Queued) };
+        let job = handoff.apply(Event::Start).unwrap().value.unwrap();
+        assert!(handoff.apply(Event::Timeout).is_ok());
+        // SAFETY: rule 3, as above (the state is terminal now).
+        let (lost, job) = unsafe { handoff.apply_returning(Event::Reschedule, job) }.unwrap_err();
+        assert_eq!(lost.state(), State::TimedOut);
+        assert_eq!(*job, 1);
+        let kept = Handoff::new();
+        // SAFETY: rule 1, not shared.
+        unsafe { kept.publish(Box::new(2_u32), State::Scheduled) };
+        drop(kept);
+    }
+}
