@@ -18,6 +18,7 @@
 //! - [`Handoff`]: a value moved from its publisher to the single winner of a transition.
 //! - [`Parking`]: the idle count and stop flag of a worker pool (no lost wakeup).
 //! - [`Gate`]: an admission gate that closes and drains (no entry after a drained close).
+//! - [`Settle`]: a count of outstanding work whose waiters never miss it reaching zero.
 //!
 //! # Crate features
 //!
@@ -85,6 +86,9 @@ pub use park::{IdleToken, Notify, Parked, Parking};
 
 mod gate;
 pub use gate::{Gate, Pass};
+
+mod settle;
+pub use settle::Settle;
 
 #[cfg(all(feature = "std", not(errand_loom)))]
 pub mod engine;

@@ -5,48 +5,12 @@
 //! A lost wakeup shows as a loom deadlock (the worker waits forever).
 #![cfg(errand_loom)]
 
-use errand_core::{InlinePriorityQueue, Mode, Notify, Parked, Parking, Priority};
-use loom::sync::{Arc, Condvar, Mutex};
+mod support;
+
+use errand_core::{InlinePriorityQueue, Mode, Parked, Parking, Priority};
+use loom::sync::Arc;
 use loom::thread;
-
-/// An event count standing in for `event_listener::Event`: a listener is the number of
-/// notifications made when it was created; its wait returns once that number moved, so a
-/// notification after `listen` is never missed, whenever the wait starts.
-#[derive(Default)]
-struct Bell {
-    rung: Mutex<usize>,
-    ring: Condvar,
-}
-
-impl Bell {
-    fn wait(&self, listener: usize) {
-        let mut rung = self.rung.lock().unwrap();
-        while *rung == listener {
-            rung = self.ring.wait(rung).unwrap();
-        }
-    }
-
-    fn bump(&self) {
-        *self.rung.lock().unwrap() += 1;
-        self.ring.notify_all();
-    }
-}
-
-impl Notify for Bell {
-    type Listener = usize;
-
-    fn listen(&self) -> usize {
-        *self.rung.lock().unwrap()
-    }
-
-    fn notify_one(&self) {
-        self.bump();
-    }
-
-    fn notify_all(&self) {
-        self.bump();
-    }
-}
+use support::Bell;
 
 type Queue = InlinePriorityQueue<u8, 1>;
 

@@ -55,11 +55,12 @@
 //!    `stop_accepting` closes the gate and waits until it is drained, so afterwards no
 //!    task is accepted and every accepted one is visible to `stop_all`
 //!    (`core/tests/loom_gate.rs`).
-//! 7. **Settling.** `unfinished` counts accepted tasks not yet terminal: incremented
-//!    before a task is published, decremented (`AcqRel`) exactly once by the winner of the
-//!    task's terminal transition, which notifies `settled` when it reaches zero (and so
-//!    does `finalize` when the slot table empties). A waiter checks, listens, checks again,
-//!    then waits (the `event_listener` pattern, whose ordering is that crate's).
+//! 7. **Settling.** `unfinished` (a [`Settle`](crate::Settle)) counts accepted tasks not
+//!    yet terminal: incremented before a task is published, decremented (`AcqRel`)
+//!    exactly once by the winner of the task's terminal transition, which notifies when it
+//!    reaches zero (and so does `finalize` when the slot table empties). A waiter checks,
+//!    listens, checks again, then waits (`Settle::listen_unless`;
+//!    `core/tests/loom_settle.rs`).
 //!
 //! Cancellation races are the state cell's: exactly one of cancel and start wins, and a
 //! worker whose end event loses learns which terminal state beat it.

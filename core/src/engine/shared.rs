@@ -24,7 +24,7 @@ use super::snapshot::{Analytics, Clock, Counts, LevelLatency, Performance, Queue
 use super::spec::{Limit, MissedTicks, Overlap, Spec, Start};
 use crate::{
     BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Gate, Histogram, Level, MemoryBudget,
-    Mode, Notify, OwnedReservation, Parked, Parking, Priority, RetryDecision, RetryPolicy,
+    Mode, Notify, OwnedReservation, Parked, Parking, Priority, RetryDecision, RetryPolicy, Settle,
     SlotTable, SplitMix64, State, TaskId, TimerEntry, TimerWheel,
 };
 
@@ -125,9 +125,9 @@ pub(crate) struct Inner {
     admission: Gate,
     shutdown_initiated: AtomicBool,
     /// Accepted tasks that have not reached a terminal state.
-    unfinished: AtomicUsize,
-    /// Notified when `unfinished` drops to zero.
-    settled: Event,
+    /// Accepted tasks that have not reached a terminal state, and the event notified when
+    /// they drop to zero (and when the slot table empties).
+    unfinished: Settle<Event>,
     history: History,
     stats: Stats,
     /// The previous `performance` sample: when, process CPU time, attempts executed.
@@ -211,8 +211,7 @@ impl Inner {
             budget: Arc::new(MemoryBudget::new(config.memory_pool)),
             admission: Gate::new(),
             shutdown_initiated: AtomicBool::new(false),
-            unfinished: AtomicUsize::new(0),
-            settled: Event::new(),
+            unfinished: Settle::new(Event::new()),
             history: History::new(config.history),
             stats: Stats::default(),
             sample: Mutex::new((clock.epoch, super::process::cpu_time(), 0)),
@@ -385,7 +384,8 @@ impl Inner {
         cold.every = spec.every;
         cold.first_due = start.unwrap_or(now);
         record.reset(cold);
-        self.unfinished.fetch_add(1, Ordering::Relaxed);
+        // Settle rule 1: counted before it is published.
+        self.unfinished.add();
         self.stats.submitted.inc();
         let start = start.map(|at| self.tick_at(at));
         match start {
@@ -775,15 +775,13 @@ impl Inner {
             .release(id)
             .expect("the token holder releases the slot once");
         if self.records.is_empty() {
-            self.settled.notify(usize::MAX);
+            self.unfinished.notify_all();
         }
     }
 
     /// One fewer unfinished task.
     fn settle(&self) {
-        if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.settled.notify(usize::MAX);
-        }
+        self.unfinished.done();
     }
 
     /// Registers an idle worker and re-checks the queue (parking rule 1).
@@ -993,26 +991,22 @@ impl Inner {
     /// Whether every accepted task has ended and its slot was reclaimed (no worker is
     /// still running any of them, cancelled ones included).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.unfinished.load(Ordering::Acquire) == 0 && self.records.is_empty()
+        self.unfinished.is_settled() && self.records.is_empty()
     }
 
-    /// A listener notified when tasks settle or slots are reclaimed (re-check
-    /// [`is_quiet`](Self::is_quiet) after registering it).
-    pub(crate) fn settled_listener(&self) -> EventListener {
-        self.settled.listen()
+    /// `None` once [`is_quiet`](Self::is_quiet), else a listener notified when tasks
+    /// settle or slots are reclaimed, created between two checks (settle rule 3).
+    pub(crate) fn quiet_or_listener(&self) -> Option<EventListener> {
+        self.unfinished.listen_unless(|| self.is_quiet())
     }
 
     /// Blocks until [`is_quiet`](Self::is_quiet) or `timeout` passes; whether it is quiet.
     pub(crate) fn wait_for_completion(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if self.is_quiet() {
+            let Some(listener) = self.quiet_or_listener() else {
                 return true;
-            }
-            let listener = self.settled.listen();
-            if self.is_quiet() {
-                return true;
-            }
+            };
             match deadline {
                 Some(deadline) => {
                     if listener.wait_deadline(deadline).is_none() {
