@@ -15,6 +15,10 @@
 //! - [`MemoryBudget`]: byte-budget accounting with RAII reservations.
 //! - [`TimerWheel`]: a hierarchical timer wheel over slot indices.
 //! - [`Counter`], [`Histogram`]: statistics without allocation.
+//! - [`Handoff`]: a value moved from its publisher to the single winner of a transition.
+//! - [`Parking`]: the idle count and stop flag of a worker pool (no lost wakeup).
+//! - [`Gate`]: an admission gate that closes and drains (no entry after a drained close).
+//! - [`Settle`]: a count of outstanding work whose waiters never miss it reaching zero.
 //!
 //! With the `std` feature it also holds [`engine`]: the runtime-agnostic task manager that
 //! the adapter crates (`errand-tokio`, `errand-smol`, `errand-threads`) bind to a runtime.
@@ -73,6 +77,18 @@ pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 
 mod stats;
 pub use stats::{Counter, Histogram, HistogramSnapshot};
+
+mod handoff;
+pub use handoff::{Handoff, Taken};
+
+mod park;
+pub use park::{IdleToken, Notify, Parked, Parking};
+
+mod gate;
+pub use gate::{Gate, Pass};
+
+mod settle;
+pub use settle::Settle;
 
 #[cfg(all(feature = "std", not(errand_loom)))]
 pub mod engine;

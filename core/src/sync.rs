@@ -7,9 +7,9 @@
 //! Only pointer-width and smaller atomics are used: `thumbv7em` has no 64-bit atomics.
 
 #[cfg(not(errand_loom))]
-pub(crate) use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering, fence};
 #[cfg(errand_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering, fence};
 
 #[cfg(all(feature = "alloc", not(errand_loom)))]
 pub(crate) use alloc::sync::Arc;

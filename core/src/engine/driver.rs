@@ -13,8 +13,8 @@ use event_listener::{Event, Listener};
 
 use super::error::TaskError;
 use super::job::{BoxFuture, Outcome};
-use super::shared::{Claimed, Idle, Inner};
-use crate::TaskId;
+use super::shared::{Claimed, Inner};
+use crate::{Parked, TaskId};
 
 /// What the engine needs from a runtime: a way to start its loops.
 ///
@@ -154,9 +154,9 @@ impl<R: Runtime> Driver<R> {
                 continue;
             }
             match inner.idle_listener() {
-                Idle::Work => {}
-                Idle::Exit => return,
-                Idle::Wait(listener, token) => {
+                Parked::Work => {}
+                Parked::Exit => return,
+                Parked::Wait(listener, token) => {
                     listener.wait();
                     drop(token);
                 }
@@ -210,9 +210,9 @@ impl<R: AsyncRuntime> Driver<R> {
                 continue;
             }
             match inner.idle_listener() {
-                Idle::Work => {}
-                Idle::Exit => return,
-                Idle::Wait(listener, token) => {
+                Parked::Work => {}
+                Parked::Exit => return,
+                Parked::Wait(listener, token) => {
                     listener.await;
                     drop(token);
                 }

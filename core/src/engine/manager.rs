@@ -495,13 +495,9 @@ impl<R: AsyncRuntime> Manager<R> {
             .checked_add(timeout)
             .map(|deadline| self.runtime.sleep_until(deadline));
         loop {
-            if self.inner.is_quiet() {
+            let Some(mut listener) = self.inner.quiet_or_listener() else {
                 return true;
-            }
-            let mut listener = self.inner.settled_listener();
-            if self.inner.is_quiet() {
-                return true;
-            }
+            };
             let woken = std::future::poll_fn(|cx| {
                 if Pin::new(&mut listener).poll(cx).is_ready() {
                     return Poll::Ready(true);

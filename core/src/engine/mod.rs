@@ -31,16 +31,36 @@
 //! 2. **Publishing.** A slot's state is terminal while it is free (a never-used record
 //!    starts `Cancelled`), so no event applies to a slot being prepared. The submitter
 //!    writes the job, then stores the live state with `Release`: whoever later wins a
-//!    transition from that state acquires the job.
+//!    transition from that state acquires the job. (The record's state and job cell are
+//!    one [`Handoff`](crate::Handoff); this is its rule 1, checked by
+//!    `core/tests/loom_handoff.rs`.)
 //! 3. **The job cell.** Outside submission, the job cell is touched only by the single
 //!    winner of a transition out of a waiting state (`Start` from `Queued`, or `Cancel`
 //!    from `Queued`/`Scheduled`/`Retrying`), which takes the job. A worker that must run
 //!    the job again puts it back *before* applying the event that makes the task wait
 //!    again, and takes it back if that event loses (the task then ended while it ran).
-//!    The state cell's `AcqRel` transitions order all of these accesses.
+//!    The state cell's `AcqRel` transitions order all of these accesses. (`Handoff`'s
+//!    rules 2-3: `Handoff::apply` takes, `Handoff::apply_returning` puts back.)
 //! 4. **Pinning.** A slot is released only under its record's cold-data lock. Operations
 //!    by id from outside (cancel, status, progress) take that lock and re-check the id:
 //!    while they hold it the id cannot be reused.
+//! 5. **Parking.** A worker that finds the queue empty parks through
+//!    [`Parking`](crate::Parking): it registers idle, listens, fences, reads the stop flag,
+//!    re-checks the queue, and only then waits; every enqueue fences and notifies only if a
+//!    worker is registered idle. No push is left in the queue while its only worker
+//!    sleeps, and a worker exits only after seeing the stop flag *and* an empty queue
+//!    (`core/tests/loom_park.rs`).
+//! 6. **Admission.** Every submission holds a [`Pass`](crate::Pass) of the manager's
+//!    [`Gate`](crate::Gate) from its acceptance check until its tasks are published.
+//!    `stop_accepting` closes the gate and waits until it is drained, so afterwards no
+//!    task is accepted and every accepted one is visible to `stop_all`
+//!    (`core/tests/loom_gate.rs`).
+//! 7. **Settling.** `unfinished` (a [`Settle`](crate::Settle)) counts accepted tasks not
+//!    yet terminal: incremented before a task is published, decremented (`AcqRel`)
+//!    exactly once by the winner of the task's terminal transition, which notifies when it
+//!    reaches zero (and so does `finalize` when the slot table empties). A waiter checks,
+//!    listens, checks again, then waits (`Settle::listen_unless`;
+//!    `core/tests/loom_settle.rs`).
 //!
 //! Cancellation races are the state cell's: exactly one of cancel and start wins, and a
 //! worker whose end event loses learns which terminal state beat it.

@@ -1,8 +1,8 @@
 //! One task slot's record: its state cell, the job hand-off cell, the cancellation signal
 //! and the cold per-task data.
 //!
-//! The protocol that makes the job cell sound is stated once in the [engine docs](super)
-//! (rules 1-4); the `unsafe` functions here cite it.
+//! The job cell is a [`Handoff`]: its rules (and the engine's rules 2-3 in the
+//! [engine docs](super)) decide who may touch it.
 
 use std::borrow::Cow;
 use std::boxed::Box;
@@ -18,8 +18,7 @@ use super::spec::{ErrorHandler, Every, Store};
 use crate::{Backoff, OwnedReservation, RetryPolicy, SplitMix64};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-use crate::sync::UnsafeCell;
-use crate::{Priority, State, StateCell};
+use crate::{Handoff, Priority};
 
 /// A task's cancellation signal: a flag, the waker of the worker racing the task's future
 /// against it, and an event for `Context::cancelled` awaiters.
@@ -123,10 +122,10 @@ impl Cold {
 
 /// One slot of the engine's [`SlotTable`](crate::SlotTable).
 pub(crate) struct Record {
-    /// Every state change goes through this cell.
-    pub(crate) state: StateCell,
-    /// The job between runs (rules 2-3); `None` while a worker runs it and after the end.
-    job: UnsafeCell<Option<Box<dyn ErasedJob>>>,
+    /// Every state change goes through this cell, and with it the job between runs
+    /// (rules 2-3, which are [`Handoff`]'s rules 1-3): in the cell while the task waits,
+    /// held by the worker while it runs, gone after the end.
+    pub(crate) state: Handoff<Box<dyn ErasedJob>>,
     pub(crate) signal: Signal,
     /// The task's priority (a copy of the cold one, read without the lock when it is
     /// queued from a timer).
@@ -137,17 +136,11 @@ pub(crate) struct Record {
     cold: Mutex<Cold>,
 }
 
-// SAFETY: every field but `job` is `Sync`. `job` holds a `Send` value and is accessed by
-// one thread at a time, as engine rules 2-3 establish (the state cell's `AcqRel`
-// transitions order the accesses).
-unsafe impl Sync for Record {}
-
 impl Record {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             // A never-used slot looks like an ended task: no event applies to it (rule 2).
-            state: StateCell::new(State::Cancelled),
-            job: UnsafeCell::new(None),
+            state: Handoff::new(),
             signal: Signal::new(),
             priority: AtomicU8::new(Priority::NORMAL.0),
             ready_at: AtomicU64::new(0),
@@ -164,45 +157,10 @@ impl Record {
     }
 
     /// Prepares a just-acquired slot for a new task. The state stays terminal (rule 2)
-    /// until [`publish`](Self::publish).
+    /// until [`Handoff::publish`].
     pub(crate) fn reset(&self, cold: Cold) {
         self.priority.store(cold.priority.0, Ordering::Relaxed);
         *self.lock() = cold;
         self.signal.reset();
-    }
-
-    /// Stores the job and makes the task live in `state` (a `Release` store).
-    ///
-    /// # Safety
-    ///
-    /// Rule 2: the caller acquired this slot and has not published it yet.
-    pub(crate) unsafe fn publish(&self, job: Box<dyn ErasedJob>, state: State) {
-        // SAFETY: rule 2, the submitter is the cell's only user until the state is reset
-        // below (the slot's previous users finished before its release, which happens
-        // before our acquire).
-        self.job.with_mut(|cell| unsafe { *cell = Some(job) });
-        self.state.reset(state);
-    }
-
-    /// Takes the job out of the cell.
-    ///
-    /// # Safety
-    ///
-    /// Rule 3: the caller won `Start` (or `Cancel` from a waiting state) on this use of the
-    /// slot, or put the job back itself and then lost the transition it attempted.
-    pub(crate) unsafe fn take_job(&self) -> Option<Box<dyn ErasedJob>> {
-        // SAFETY: rule 3 makes the caller the cell's only user.
-        self.job.with_mut(|cell| unsafe { (*cell).take() })
-    }
-
-    /// Puts the job back before a `Retry` or `Reschedule`.
-    ///
-    /// # Safety
-    ///
-    /// Rule 3: the caller took the job after winning `Start` and has not applied another
-    /// event since.
-    pub(crate) unsafe fn put_job(&self, job: Box<dyn ErasedJob>) {
-        // SAFETY: rule 3 makes the caller the cell's only user.
-        self.job.with_mut(|cell| unsafe { *cell = Some(job) });
     }
 }

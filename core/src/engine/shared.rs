@@ -6,12 +6,11 @@ use std::any::Any;
 use std::boxed::Box;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::string::{String, ToString};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use crossbeam_utils::CachePadded;
 use event_listener::{Event, EventListener, IntoNotification, Listener};
 
 use super::context::Context;
@@ -24,9 +23,9 @@ use super::results::Results;
 use super::snapshot::{Analytics, Clock, Counts, LevelLatency, Performance, QueueSizes, TaskInfo};
 use super::spec::{Limit, MissedTicks, Overlap, Spec, Start};
 use crate::{
-    BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Histogram, Level, MemoryBudget, Mode,
-    OwnedReservation, Priority, RetryDecision, RetryPolicy, SlotTable, SplitMix64, State, TaskId,
-    TimerEntry, TimerWheel,
+    BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Gate, Histogram, Level, MemoryBudget,
+    Mode, Notify, OwnedReservation, Parked, Parking, Priority, RetryDecision, RetryPolicy, Settle,
+    SlotTable, SplitMix64, State, TaskId, TimerEntry, TimerWheel,
 };
 
 /// Bytes a task is charged beyond its boxed job's size: the box's and the completion's
@@ -113,25 +112,22 @@ pub(crate) struct AttemptMeta {
 pub(crate) struct Inner {
     records: SlotTable<Record, Box<[Entry<Record>]>>,
     queue: BoxedPriorityQueue<TaskId>,
-    /// Workers registered as idle (about to wait, or waiting, on `work`).
-    idle: CachePadded<AtomicUsize>,
-    /// Notified when work arrives while a worker is idle, and when workers must stop.
-    work: Event,
+    /// Idle workers, the event they wait on (notified when work arrives while one is
+    /// idle, and when workers must stop) and the stop flag: workers exit once stopping
+    /// and the queue is empty; the timer driver exits.
+    parking: Parking<Event>,
     timers: Mutex<Timers>,
     /// Wakes the timer driver: an earlier deadline, or stopping.
     timer_event: Event,
     results: Results,
     budget: Arc<MemoryBudget>,
-    accepting: AtomicBool,
+    /// Submissions pass it; `stop_accepting` closes it and waits until it is drained.
+    admission: Gate,
     shutdown_initiated: AtomicBool,
-    /// Workers exit once they find the queue empty; the timer driver exits.
-    stopping: AtomicBool,
-    /// Submissions between their `accepting` check and publishing their tasks.
-    submitting: AtomicUsize,
     /// Accepted tasks that have not reached a terminal state.
-    unfinished: AtomicUsize,
-    /// Notified when `unfinished` drops to zero.
-    settled: Event,
+    /// Accepted tasks that have not reached a terminal state, and the event notified when
+    /// they drop to zero (and when the slot table empties).
+    unfinished: Settle<Event>,
     history: History,
     stats: Stats,
     /// The previous `performance` sample: when, process CPU time, attempts executed.
@@ -205,8 +201,7 @@ impl Inner {
         Self {
             records: SlotTable::with_capacity(capacity, |_| Record::new(clock.epoch)),
             queue: BoxedPriorityQueue::with_capacity(capacity, config.mode),
-            idle: CachePadded::new(AtomicUsize::new(0)),
-            work: Event::new(),
+            parking: Parking::new(Event::new()),
             timers: Mutex::new(Timers {
                 wheel: TimerWheel::with_capacity(capacity),
                 kinds: (0..capacity).map(|_| Kind::Wake).collect(),
@@ -214,12 +209,9 @@ impl Inner {
             timer_event: Event::new(),
             results: Results::default(),
             budget: Arc::new(MemoryBudget::new(config.memory_pool)),
-            accepting: AtomicBool::new(true),
+            admission: Gate::new(),
             shutdown_initiated: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
-            submitting: AtomicUsize::new(0),
-            unfinished: AtomicUsize::new(0),
-            settled: Event::new(),
+            unfinished: Settle::new(Event::new()),
             history: History::new(config.history),
             stats: Stats::default(),
             sample: Mutex::new((clock.epoch, super::process::cpu_time(), 0)),
@@ -268,15 +260,14 @@ impl Inner {
         self: &Arc<Self>,
         task: Task<J>,
     ) -> Result<TaskHandle<J::Output>, SubmitError<Task<J>>> {
-        // Counted before the check, so `stop_accepting` can wait for submissions that
-        // passed it.
-        self.submitting.fetch_add(1, Ordering::SeqCst);
-        let result = match self.prepare(&task) {
+        // Held until the task is published, so `stop_accepting` waits for it (gate rules).
+        let Some(_pass) = self.admission.enter() else {
+            return Err(Refusal::ShuttingDown.into_error(task, self));
+        };
+        match self.prepare(&task) {
             Ok(prepared) => Ok(self.publish(prepared, task)),
             Err(refusal) => Err(refusal.into_error(task, self)),
-        };
-        self.submitting.fetch_sub(1, Ordering::SeqCst);
-        result
+        }
     }
 
     /// Accepts every task of `tasks`, or none of them (all given back).
@@ -288,7 +279,9 @@ impl Inner {
         self: &Arc<Self>,
         tasks: Vec<Task<J>>,
     ) -> Result<Vec<TaskHandle<J::Output>>, SubmitError<Vec<Task<J>>>> {
-        self.submitting.fetch_add(1, Ordering::SeqCst);
+        let Some(_pass) = self.admission.enter() else {
+            return Err(Refusal::ShuttingDown.into_error(tasks, self));
+        };
         let mut prepared = Vec::with_capacity(tasks.len());
         let mut refusal = None;
         for task in &tasks {
@@ -300,7 +293,7 @@ impl Inner {
                 }
             }
         }
-        let result = match refusal {
+        match refusal {
             Some(why) => {
                 // Nothing was published: give the slots back (their budget charges drop
                 // with `prepared`).
@@ -323,9 +316,7 @@ impl Inner {
                 .zip(tasks)
                 .map(|(one, task)| self.publish(one, task))
                 .collect()),
-        };
-        self.submitting.fetch_sub(1, Ordering::SeqCst);
-        result
+        }
     }
 
     fn charge_of<J: Job>(_task: &Task<J>) -> usize {
@@ -334,9 +325,6 @@ impl Inner {
 
     /// Checks `task` and takes its budget charge and slot, publishing nothing.
     fn prepare<J: Job>(&self, task: &Task<J>) -> Result<Prepared<'_>, Refusal> {
-        if !self.accepting.load(Ordering::SeqCst) {
-            return Err(Refusal::ShuttingDown);
-        }
         let default = Spec::default();
         let spec = task.spec.as_deref().unwrap_or(&default);
         if spec.timeout == Some(Duration::ZERO) {
@@ -396,18 +384,19 @@ impl Inner {
         cold.every = spec.every;
         cold.first_due = start.unwrap_or(now);
         record.reset(cold);
-        self.unfinished.fetch_add(1, Ordering::Relaxed);
+        // Settle rule 1: counted before it is published.
+        self.unfinished.add();
         self.stats.submitted.inc();
         let start = start.map(|at| self.tick_at(at));
         match start {
             None => {
                 // SAFETY: rule 2, we acquired the slot and have not published it.
-                unsafe { record.publish(job, State::Queued) };
+                unsafe { record.state.publish(job, State::Queued) };
                 self.enqueue(id, record);
             }
             Some(tick) => {
                 // SAFETY: rule 2, as above.
-                unsafe { record.publish(job, State::Scheduled) };
+                unsafe { record.state.publish(job, State::Scheduled) };
                 // Rule 1: the token passes to the timer entry.
                 self.arm(id, tick, Kind::Wake);
             }
@@ -427,12 +416,9 @@ impl Inner {
             // as there are slots: a push cannot find its level full.
             unreachable!("a queue level holds as many entries as there are task slots");
         }
-        // Pairs with the fence in `idle_listener`: either the worker's re-check sees this
-        // push, or this load sees the worker idle (the store-buffering pattern).
-        fence(Ordering::SeqCst);
-        if self.idle.load(Ordering::Relaxed) > 0 {
-            self.work.notify(1.additional());
-        }
+        // Parking rule 2: either the idle worker's re-check sees this push, or this sees
+        // the worker idle and notifies it.
+        self.parking.notify_work();
     }
 
     /// Arms `id`'s timer at wheel tick `tick`, waking the driver if it is now the earliest.
@@ -460,19 +446,19 @@ impl Inner {
             let (id, level) = self.queue.pop()?;
             // Rule 1: the queue entry is the task's token, so the slot is still this task's.
             let record = self.records.get(id).expect("a queued task's slot is live");
-            if record.state.apply(TaskEvent::Start).is_err() {
+            // Rule 3: winning `Start` hands us the job (handoff rule 2).
+            let Ok(taken) = record.state.apply(TaskEvent::Start) else {
                 // Cancelled while queued: the canceller completed the handle; we hold the
                 // token, so we finalize (rule 1).
                 self.finalize(id, record);
                 continue;
-            }
+            };
             let started = Instant::now();
             if self.config.profiling {
                 let ready = record.ready_at.load(Ordering::Relaxed);
                 self.stats.dispatch[level.index()].record(self.now_ns().saturating_sub(ready));
             }
-            // SAFETY: rule 3, we won `Start`.
-            let job = unsafe { record.take_job() }.expect("a queued task has its job");
+            let job = taken.value.expect("a queued task has its job");
             let (attempt, timeout) = {
                 let mut cold = record.lock();
                 cold.attempt += 1;
@@ -639,17 +625,14 @@ impl Inner {
 
     /// Sends a recurring task back to wait for its next run.
     fn reschedule(&self, id: TaskId, record: &Record, job: Box<dyn ErasedJob>, next: Next) {
-        // SAFETY: rule 3, we took the job after `Start` and apply `Reschedule` next.
-        unsafe { record.put_job(job) };
-        if record.state.apply(TaskEvent::Reschedule).is_err() {
-            // A cancel or timeout won while the run ran: take the job back (rule 3); the
+        // SAFETY: rule 3, we took the job by winning `Start` and applied no event since.
+        if let Err((_, job)) = unsafe { record.state.apply_returning(TaskEvent::Reschedule, job) } {
+            // A cancel or timeout won while the run ran: we got the job back (rule 3); the
             // `Fail` below loses too and the handle learns the winner's state.
-            // SAFETY: rule 3, we put the job back and lost the transition.
-            let job = unsafe { record.take_job() };
             self.conclude(
                 id,
                 record,
-                job,
+                Some(job),
                 TaskEvent::Fail,
                 Err(TaskError::cancelled()),
             );
@@ -677,14 +660,11 @@ impl Inner {
         delay: Duration,
         error: TaskError,
     ) {
-        // SAFETY: rule 3, we took the job after `Start` and apply `Retry` next.
-        unsafe { record.put_job(job) };
-        if record.state.apply(TaskEvent::Retry).is_err() {
-            // A cancel or timeout won while the attempt ran: take the job back (rule 3)
-            // and end as that state says.
-            // SAFETY: rule 3, we put the job back and lost the transition.
-            let job = unsafe { record.take_job() };
-            self.conclude(id, record, job, TaskEvent::Fail, Err(error));
+        // SAFETY: rule 3, we took the job by winning `Start` and applied no event since.
+        if let Err((_, job)) = unsafe { record.state.apply_returning(TaskEvent::Retry, job) } {
+            // A cancel or timeout won while the attempt ran: we got the job back (rule 3);
+            // end as that state says.
+            self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error));
             return;
         }
         self.stats.retried.inc();
@@ -795,32 +775,18 @@ impl Inner {
             .release(id)
             .expect("the token holder releases the slot once");
         if self.records.is_empty() {
-            self.settled.notify(usize::MAX);
+            self.unfinished.notify_all();
         }
     }
 
     /// One fewer unfinished task.
     fn settle(&self) {
-        if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.settled.notify(usize::MAX);
-        }
+        self.unfinished.done();
     }
 
-    /// Registers an idle worker and re-checks the queue (see [`Idle`]).
-    pub(crate) fn idle_listener(&self) -> Idle<'_> {
-        self.idle.fetch_add(1, Ordering::SeqCst);
-        let listener = self.work.listen();
-        // Pairs with the fence in `enqueue` (see there).
-        fence(Ordering::SeqCst);
-        if !self.queue.is_empty() {
-            self.idle.fetch_sub(1, Ordering::Relaxed);
-            return Idle::Work;
-        }
-        if self.stopping.load(Ordering::SeqCst) {
-            self.idle.fetch_sub(1, Ordering::Relaxed);
-            return Idle::Exit;
-        }
-        Idle::Wait(listener, IdleToken(&self.idle))
+    /// Registers an idle worker and re-checks the queue (parking rule 1).
+    pub(crate) fn idle_listener(&self) -> Parked<'_, EventListener> {
+        self.parking.park(|| !self.queue.is_empty())
     }
 
     // ----- the timer driver ---------------------------------------------------------
@@ -831,7 +797,7 @@ impl Inner {
     /// earlier deadline inserted meanwhile is not missed).
     pub(crate) fn fire_timers(&self) -> Option<(Option<Instant>, EventListener)> {
         let listener = self.timer_event.listen();
-        if self.stopping.load(Ordering::SeqCst) {
+        if self.parking.is_stopping() {
             return None;
         }
         let mut ended = Vec::new();
@@ -907,16 +873,17 @@ impl Inner {
             Stop::Cancel => self.stats.cancelled.inc(),
             Stop::Shutdown => self.stats.stopped.inc(),
         }
-        if step.from == State::Running {
+        let from = step.transition.from;
+        if from == State::Running {
             // The worker owns the job; tell it (cooperative for blocking work, the future
             // is dropped for async work).
             drop(cold);
             record.signal.raise();
         } else {
             cold.finished_at = Some(Instant::now());
-            // SAFETY: rule 3, we won `Cancel` from a waiting state.
-            let job = unsafe { record.take_job() };
-            if step.from != State::Queued {
+            // Rule 3: winning `Cancel` from a waiting state handed us the job.
+            let job = step.value;
+            if from != State::Queued {
                 // Waiting on a timer: if we remove its entry we hold the token (rule 1).
                 // Under the cold lock the slot cannot change hands meanwhile (rule 4).
                 let removed = self
@@ -934,7 +901,7 @@ impl Inner {
             }
         }
         self.settle();
-        Ok(step.from)
+        Ok(from)
     }
 
     pub(crate) fn cancel(&self, id: TaskId) -> Result<(), CancelError> {
@@ -1004,16 +971,17 @@ impl Inner {
 
     pub(crate) fn stop_accepting(&self) {
         self.shutdown_initiated.store(true, Ordering::SeqCst);
-        self.accepting.store(false, Ordering::SeqCst);
-        // Submissions that passed the check before the store finish publishing first, so
-        // a `stop_all` after this sees them. They are short (no user code runs in them).
-        while self.submitting.load(Ordering::SeqCst) != 0 {
+        self.admission.close();
+        // Submissions that entered before the close finish publishing first, so a
+        // `stop_all` after this sees them (gate rules 3-4). They are short (no user code
+        // runs in them).
+        while !self.admission.is_drained() {
             std::thread::yield_now();
         }
     }
 
     pub(crate) fn is_accepting(&self) -> bool {
-        self.accepting.load(Ordering::SeqCst)
+        self.admission.is_open()
     }
 
     pub(crate) fn is_shutdown_initiated(&self) -> bool {
@@ -1023,26 +991,22 @@ impl Inner {
     /// Whether every accepted task has ended and its slot was reclaimed (no worker is
     /// still running any of them, cancelled ones included).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.unfinished.load(Ordering::Acquire) == 0 && self.records.is_empty()
+        self.unfinished.is_settled() && self.records.is_empty()
     }
 
-    /// A listener notified when tasks settle or slots are reclaimed (re-check
-    /// [`is_quiet`](Self::is_quiet) after registering it).
-    pub(crate) fn settled_listener(&self) -> EventListener {
-        self.settled.listen()
+    /// `None` once [`is_quiet`](Self::is_quiet), else a listener notified when tasks
+    /// settle or slots are reclaimed, created between two checks (settle rule 3).
+    pub(crate) fn quiet_or_listener(&self) -> Option<EventListener> {
+        self.unfinished.listen_unless(|| self.is_quiet())
     }
 
     /// Blocks until [`is_quiet`](Self::is_quiet) or `timeout` passes; whether it is quiet.
     pub(crate) fn wait_for_completion(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if self.is_quiet() {
+            let Some(listener) = self.quiet_or_listener() else {
                 return true;
-            }
-            let listener = self.settled.listen();
-            if self.is_quiet() {
-                return true;
-            }
+            };
             match deadline {
                 Some(deadline) => {
                     if listener.wait_deadline(deadline).is_none() {
@@ -1080,8 +1044,7 @@ impl Inner {
 
     /// Tells the workers to exit once the queue is empty, and the timer driver to exit.
     pub(crate) fn stop_workers(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.work.notify(usize::MAX);
+        self.parking.stop();
         self.timer_event.notify(usize::MAX);
     }
 
@@ -1200,21 +1163,20 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
         .into()
 }
 
-/// What an idle worker should do.
-pub(crate) enum Idle<'a> {
-    /// Work arrived while registering: go claim it.
-    Work,
-    /// Stopping and nothing queued: return.
-    Exit,
-    /// Wait on the listener (blocking or `.await`), then drop the token and claim again.
-    Wait(EventListener, IdleToken<'a>),
-}
+/// Idle workers wait on an `event_listener` event: a listener created before a
+/// notification is woken by it, which is what [`Notify`] asks.
+impl Notify for Event {
+    type Listener = EventListener;
 
-/// A worker's registration as idle; unregisters it when dropped.
-pub(crate) struct IdleToken<'a>(&'a AtomicUsize);
+    fn listen(&self) -> EventListener {
+        Event::listen(self)
+    }
 
-impl Drop for IdleToken<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+    fn notify_one(&self) {
+        self.notify(1.additional());
+    }
+
+    fn notify_all(&self) {
+        self.notify(usize::MAX);
     }
 }

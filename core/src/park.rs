@@ -1,0 +1,213 @@
+//! Parking idle workers without losing a wakeup: an idle count, a stop flag, and a
+//! notifier the owner plugs in.
+//!
+//! [`Parking`] is the counting half of a worker pool's sleep/wake protocol. The waiting
+//! half (an event with listeners) comes from outside through the [`Notify`] trait: the
+//! engine plugs in `event_listener::Event`; the loom models plug in a loom condition
+//! variable. Producers pay one fence and one load of the idle count per item, and notify
+//! only while a worker is registered idle, so a busy pool writes no shared word for
+//! parking at all.
+//!
+//! # Rules (cited by the code)
+//!
+//! 1. **Register, listen, fence, re-check.** A worker that found no work adds itself to
+//!    the idle count, creates a listener, issues a `SeqCst` fence, and only then reads the
+//!    stop flag and looks for work again. It waits only if both are absent, and stays
+//!    counted until its wait ended.
+//! 2. **Publish, fence, look.** A producer makes its work visible (a queue push), issues a
+//!    `SeqCst` fence, then loads the idle count and notifies one listener if it is not
+//!    zero.
+//! 3. **Why 1 and 2 suffice (no lost wakeup).** The two fences are ordered. If the
+//!    worker's comes first, the producer's load sees the worker counted, and the worker's
+//!    listener (created before its fence) is registered when the producer notifies, so the
+//!    notification reaches it or another registered listener (whose worker then takes the
+//!    work). If the producer's fence comes first, the worker's re-check sees the work.
+//!    This is the store-buffering (Dekker) pattern: without either fence both sides may
+//!    read stale values, and the work sits in the queue while its only worker sleeps.
+//! 4. **Stopping.** [`Parking::stop`] sets the stop flag (`SeqCst`, a release), then
+//!    notifies every listener, unconditionally. A worker reads the flag after creating its
+//!    listener (rule 1), so it either sees the flag or holds a listener that the
+//!    notification reaches. It reads the flag *before* looking for work: a worker that
+//!    sees the flag then also sees all work pushed before the stop, and exits only when
+//!    there is none (checked the other way round, a push and a stop landing between the
+//!    two reads would let the worker exit past the pushed item; the loom model
+//!    `push_then_stop_runs_the_item` found exactly that).
+//!
+//! # Examples
+//!
+//! ```
+//! use errand_core::{Notify, Parked, Parking};
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//!
+//! /// A notifier that only remembers whether it was notified (a real one wakes threads).
+//! #[derive(Default)]
+//! struct Flag(AtomicBool);
+//!
+//! impl Notify for Flag {
+//!     type Listener = ();
+//!     fn listen(&self) {}
+//!     fn notify_one(&self) {
+//!         self.0.store(true, Ordering::SeqCst);
+//!     }
+//!     fn notify_all(&self) {
+//!         self.0.store(true, Ordering::SeqCst);
+//!     }
+//! }
+//!
+//! let parking = Parking::new(Flag::default());
+//! // A busy pool: nobody idle, so a producer does not notify.
+//! parking.notify_work();
+//! assert!(!parking.notifier().0.load(Ordering::SeqCst));
+//! // A worker finds no work and registers idle; now a producer notifies.
+//! let Parked::Wait((), token) = parking.park(|| false) else { unreachable!() };
+//! assert_eq!(parking.idle(), 1);
+//! parking.notify_work();
+//! assert!(parking.notifier().0.load(Ordering::SeqCst));
+//! drop(token);
+//! assert_eq!(parking.idle(), 0);
+//! // Work found while registering: the worker does not wait.
+//! assert!(matches!(parking.park(|| true), Parked::Work));
+//! parking.stop();
+//! assert!(matches!(parking.park(|| false), Parked::Exit));
+//! ```
+
+use core::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicUsize, Ordering, fence};
+
+/// The waiting half of [`Parking`]: an event that threads listen to and others notify.
+///
+/// A listener created before a notification must be woken by it (or by a later one),
+/// whenever it starts waiting; `event_listener::Event` behaves so.
+pub trait Notify {
+    /// What a worker waits on; created before the worker's re-check (rule 1).
+    type Listener;
+    /// Registers a new listener.
+    fn listen(&self) -> Self::Listener;
+    /// Wakes one more listener than previous notifications did, if there is one.
+    fn notify_one(&self);
+    /// Wakes every listener.
+    fn notify_all(&self);
+}
+
+/// The idle count and stop flag of a worker pool, with the notifier its idle workers wait
+/// on (see the [module docs](self) for the protocol).
+pub struct Parking<N> {
+    /// Workers registered idle (rule 1); a hot word, on its own cache line.
+    idle: CachePadded<AtomicUsize>,
+    /// Non-zero once [`stop`](Self::stop) was called.
+    stopping: AtomicUsize,
+    notify: N,
+}
+
+/// What a worker should do after [`Parking::park`].
+pub enum Parked<'a, L> {
+    /// Work appeared while it registered: go take it.
+    Work,
+    /// The pool is stopping and there is no work: return.
+    Exit,
+    /// Wait on the listener (blocking, or `.await`), then drop the token and look again.
+    Wait(L, IdleToken<'a>),
+}
+
+/// A worker's registration as idle; unregisters it when dropped (after its wait).
+#[must_use = "dropping the token unregisters the worker: drop it after the wait"]
+pub struct IdleToken<'a>(&'a AtomicUsize);
+
+impl<N: Notify> Parking<N> {
+    /// A pool with no idle worker, not stopping, waiting on `notify`.
+    pub fn new(notify: N) -> Self {
+        Self {
+            idle: CachePadded::new(AtomicUsize::new(0)),
+            stopping: AtomicUsize::new(0),
+            notify,
+        }
+    }
+
+    /// Wakes an idle worker, if one is registered, for work just made visible (rule 2).
+    /// Call it after every push.
+    #[inline]
+    pub fn notify_work(&self) {
+        // Rule 3: pairs with the fence in `park`.
+        fence(Ordering::SeqCst);
+        if self.idle.load(Ordering::Relaxed) > 0 {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Registers the calling worker as idle and re-checks `has_work` and the stop flag
+    /// (rule 1). `has_work` must see work whose producer's
+    /// [`notify_work`](Self::notify_work) came before this call's fence.
+    pub fn park(&self, has_work: impl FnOnce() -> bool) -> Parked<'_, N::Listener> {
+        self.idle.fetch_add(1, Ordering::Relaxed);
+        let listener = self.notify.listen();
+        // Rule 3: pairs with the fence in `notify_work`.
+        fence(Ordering::SeqCst);
+        // Rule 4: the flag first, so work pushed before a stop we see is seen below.
+        let stopping = self.is_stopping();
+        if has_work() {
+            self.idle.fetch_sub(1, Ordering::Relaxed);
+            return Parked::Work;
+        }
+        if stopping {
+            self.idle.fetch_sub(1, Ordering::Relaxed);
+            return Parked::Exit;
+        }
+        Parked::Wait(listener, IdleToken(&self.idle))
+    }
+
+    /// Tells every worker to exit once it finds no work, waking the idle ones (rule 4).
+    pub fn stop(&self) {
+        self.stopping.store(1, Ordering::SeqCst);
+        self.notify.notify_all();
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    #[inline]
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst) != 0
+    }
+
+    /// Workers registered idle right now (a snapshot).
+    pub fn idle(&self) -> usize {
+        self.idle.load(Ordering::Relaxed)
+    }
+
+    /// The notifier (to listen on it for something else, or to inspect it).
+    pub fn notifier(&self) -> &N {
+        &self.notify
+    }
+}
+
+impl Drop for IdleToken<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<N> fmt::Debug for Parking<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parking")
+            .field("idle", &self.idle.load(Ordering::Relaxed))
+            .field("stopping", &(self.stopping.load(Ordering::Relaxed) != 0))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L> fmt::Debug for Parked<'_, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Parked::Work => "Work",
+            Parked::Exit => "Exit",
+            Parked::Wait(..) => "Wait",
+        })
+    }
+}
+
+impl fmt::Debug for IdleToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdleToken").finish_non_exhaustive()
+    }
+}
