@@ -3,8 +3,10 @@
 //! `tokio::spawn` + awaiting its handle, in the same run.
 //!
 //! ```text
-//! cargo run --release -p errand-tokio --example throughput [N]
+//! cargo run --release -p errand-tokio --example throughput [N] [both|tokio|errand]
 //! ```
+//!
+//! The third argument runs one side alone (for a profiler).
 
 use std::time::Instant;
 
@@ -15,21 +17,29 @@ fn main() {
         .nth(1)
         .and_then(|arg| arg.parse().ok())
         .unwrap_or(200_000);
+    let which = std::env::args().nth(2).unwrap_or_else(|| "both".into());
+    let (run_tokio, run_errand) = (which != "errand", which != "tokio");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let started = Instant::now();
-        let handles: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
-        for handle in handles {
-            handle.await.unwrap();
+        if run_tokio {
+            let handles: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
         }
         let baseline = started.elapsed();
 
-        let manager = errand_tokio::builder().queue_capacity(n).build().unwrap();
+        let manager = errand_tokio::builder()
+            .workers(2)
+            .queue_capacity(n)
+            .build()
+            .unwrap();
         let started = Instant::now();
-        let handles: Vec<_> = (0..n)
+        let handles: Vec<_> = (0..if run_errand { n } else { 0 })
             .map(|i| {
                 manager
                     .submit(Task::new_async(move |_ctx: Context| async move {

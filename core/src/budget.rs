@@ -206,12 +206,38 @@ impl MemoryBudget {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.peak.fetch_max(next, Ordering::Relaxed);
+                    // Most admissions set no new peak: a load spares the shared line a
+                    // write.
+                    if next > self.peak.load(Ordering::Relaxed) {
+                        self.peak.fetch_max(next, Ordering::Relaxed);
+                    }
                     return Ok(());
                 }
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Gives back bytes of a reservation that was turned into a count with
+    /// [`Reservation::detach`]: for holders that keep many charges beside a budget they
+    /// already reach (a slot table inside the budget's owner), without a handle per charge.
+    ///
+    /// Giving back more than was detached is a logic error: it corrupts the accounting
+    /// (and panics in debug builds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use errand_core::MemoryBudget;
+    ///
+    /// let budget = MemoryBudget::new(100);
+    /// let bytes = budget.try_reserve(30).unwrap().detach();
+    /// assert_eq!(budget.used(), 30);
+    /// budget.release(bytes);
+    /// assert_eq!(budget.used(), 0);
+    /// ```
+    pub fn release(&self, bytes: usize) {
+        self.give_back(bytes);
     }
 
     /// Returns `bytes` held by a live reservation (rule 2).
@@ -281,6 +307,15 @@ impl<B: Deref<Target = MemoryBudget>> Reservation<B> {
         // Cannot overflow: `admit` checked `used + more`, and `used >= self.bytes`.
         self.bytes += more;
         Ok(())
+    }
+
+    /// Keeps the bytes reserved but forgets the reservation, returning how many bytes it
+    /// held: the caller now owes them back through [`MemoryBudget::release`].
+    #[must_use = "the detached bytes stay reserved until released"]
+    pub fn detach(self) -> usize {
+        let bytes = self.bytes;
+        core::mem::forget(self);
+        bytes
     }
 
     /// Gives back `less` bytes now (all of them if it holds fewer) and keeps the rest.

@@ -12,9 +12,9 @@ use std::time::Instant;
 use event_listener::{Event, Listener};
 
 use super::error::TaskError;
-use super::job::{BoxFuture, Outcome};
+use super::job::Outcome;
 use super::shared::{Claimed, Inner};
-use crate::{Parked, TaskId};
+use crate::Parked;
 
 /// What the engine needs from a runtime: a way to start its loops.
 ///
@@ -224,21 +224,29 @@ impl<R: AsyncRuntime> Driver<R> {
 /// Runs one attempt on the current thread: a blocking job directly, an async job by
 /// polling its future here, raced against the task's signal.
 fn run_here(inner: &Inner, claimed: &mut Claimed) -> Outcome {
-    if let Some(outcome) = claimed.job.call(&claimed.ctx) {
-        return outcome;
+    if !claimed.job.is_async() {
+        let ctx = claimed
+            .ctx
+            .as_ref()
+            .expect("a claimed task has its context");
+        return claimed
+            .job
+            .call(ctx)
+            .unwrap_or_else(|| Err(TaskError::failed("the job is neither blocking nor async")));
     }
-    match claimed.job.future(claimed.ctx.clone()) {
-        Some(future) => block_on(race(inner, claimed.meta.id, future)),
-        None => Err(TaskError::failed("the job is neither blocking nor async")),
-    }
+    let outcome = block_on(race(inner, claimed));
+    // A cancelled or timed-out attempt's future is dropped at once.
+    claimed.job.end_attempt();
+    outcome
 }
 
 /// Runs one attempt from an async worker: an async job's future is raced against the
 /// task's signal right here; a blocking job goes to the runtime's blocking pool and the
 /// worker awaits it there.
 async fn run_async<R: AsyncRuntime>(inner: &Inner, runtime: &R, mut claimed: Claimed) {
-    if let Some(future) = claimed.job.future(claimed.ctx.clone()) {
-        let outcome = race(inner, claimed.meta.id, future).await;
+    if claimed.job.is_async() {
+        let outcome = race(inner, &mut claimed).await;
+        claimed.job.end_attempt();
         inner.finish(claimed, outcome);
         return;
     }
@@ -247,9 +255,13 @@ async fn run_async<R: AsyncRuntime>(inner: &Inner, runtime: &R, mut claimed: Cla
     let sender = Sender(Arc::clone(&channel));
     runtime.spawn_blocking(Box::new(move || {
         let mut claimed = claimed;
+        let ctx = claimed
+            .ctx
+            .as_ref()
+            .expect("a claimed task has its context");
         let outcome = claimed
             .job
-            .call(&claimed.ctx)
+            .call(ctx)
             .unwrap_or_else(|| Err(TaskError::failed("the job is neither blocking nor async")));
         sender.0.send((claimed, outcome));
     }));
@@ -259,18 +271,33 @@ async fn run_async<R: AsyncRuntime>(inner: &Inner, runtime: &R, mut claimed: Cla
     }
 }
 
+/// Wakes a parked thread.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+std::thread_local! {
+    /// The current thread's waker, made once per thread rather than once per wait.
+    static THREAD_WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
+}
+
+/// A waker that unparks the current thread. Callers park in a loop that re-checks their
+/// condition, so a stale wake (meant for an earlier wait) costs one spurious re-check.
+pub(crate) fn thread_waker() -> Waker {
+    THREAD_WAKER.with(Waker::clone)
+}
+
 /// Polls `future` to completion on this thread, parking it while the future is pending.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-        fn wake_by_ref(self: &Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let waker = thread_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
@@ -281,11 +308,13 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// `future`, unless the task's signal is raised first (then it is dropped unfinished).
-pub(crate) async fn race(inner: &Inner, id: TaskId, mut future: BoxFuture<Outcome>) -> Outcome {
-    let Some(record) = inner.record(id) else {
+/// The claimed async attempt, polled until it ends, unless the task's signal is raised
+/// first (then it is left unfinished; the caller drops its future).
+pub(crate) async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
+    let Some(record) = inner.record(claimed.meta.id) else {
         return Err(TaskError::cancelled());
     };
+    let Claimed { job, ctx, .. } = claimed;
     std::future::poll_fn(|cx| {
         if record.signal.is_raised() {
             return Poll::Ready(Err(TaskError::cancelled()));
@@ -294,7 +323,7 @@ pub(crate) async fn race(inner: &Inner, id: TaskId, mut future: BoxFuture<Outcom
         if record.signal.is_raised() {
             return Poll::Ready(Err(TaskError::cancelled()));
         }
-        future.as_mut().poll(cx)
+        job.poll_attempt(ctx, cx)
     })
     .await
 }

@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, Wake, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::driver::block_on;
+use super::driver::{block_on, thread_waker};
 use super::error::{CancelError, TaskError};
-use super::job::Completion;
+use super::job::{Completion, Handle};
 use super::shared::Inner;
 use crate::{State, TaskId};
 
@@ -49,7 +49,7 @@ use crate::{State, TaskId};
 /// ```
 pub struct TaskHandle<T> {
     id: TaskId,
-    completion: Arc<Completion<T>>,
+    cell: Handle<T>,
     inner: Arc<Inner>,
 }
 
@@ -62,12 +62,13 @@ impl<T> std::fmt::Debug for TaskHandle<T> {
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(id: TaskId, completion: Arc<Completion<T>>, inner: Arc<Inner>) -> Self {
-        Self {
-            id,
-            completion,
-            inner,
-        }
+    pub(crate) fn new(id: TaskId, cell: Handle<T>, inner: Arc<Inner>) -> Self {
+        Self { id, cell, inner }
+    }
+
+    /// The task's completion, inside its allocation.
+    fn completion(&self) -> &Completion<T> {
+        self.cell.completion()
     }
 
     /// The task's id.
@@ -88,19 +89,19 @@ impl<T> TaskHandle<T> {
     /// Where the task is now. Once it has ended this is its terminal state.
     #[must_use]
     pub fn status(&self) -> State {
-        if let Some(state) = self.completion.ended_state() {
+        if let Some(state) = self.completion().ended_state() {
             return state;
         }
         self.inner
             .status(self.id)
-            .or_else(|| self.completion.ended_state())
+            .or_else(|| self.completion().ended_state())
             .unwrap_or(State::Cancelled)
     }
 
     /// Whether the result is ready.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.completion.is_done()
+        self.completion().is_done()
     }
 
     /// Blocks until the task ends; its value, or why there is none.
@@ -119,11 +120,11 @@ impl<T> TaskHandle<T> {
     /// The outer `Err` is the handle, when the task has not ended in time.
     pub fn wait_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, Self> {
         let deadline = Instant::now().checked_add(timeout);
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let waker = thread_waker();
         loop {
             // Register first, then check: a completion after the check unparks us.
-            self.completion.register(&waker);
-            if let Some(result) = self.completion.take() {
+            self.completion().register(&waker);
+            if let Some(result) = self.completion().take() {
                 return Ok(result);
             }
             match deadline {
@@ -140,19 +141,6 @@ impl<T> TaskHandle<T> {
     }
 }
 
-/// Wakes a parked thread.
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
 impl<T> Future for TaskHandle<T> {
     type Output = Result<T, TaskError>;
 
@@ -161,15 +149,15 @@ impl<T> Future for TaskHandle<T> {
     /// If polled again after it returned `Ready`.
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if !this.completion.is_done() {
+        if !this.completion().is_done() {
             // Register, then re-check: a completion in between wakes this waker.
-            this.completion.register(cx.waker());
-            if !this.completion.is_done() {
+            this.completion().register(cx.waker());
+            if !this.completion().is_done() {
                 return Poll::Pending;
             }
         }
         Poll::Ready(
-            this.completion
+            this.completion()
                 .take()
                 .expect("a TaskHandle polled after it completed"),
         )

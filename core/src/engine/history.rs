@@ -5,13 +5,14 @@
 use std::boxed::Box;
 use std::sync::{Mutex, PoisonError};
 
-use super::snapshot::TaskInfo;
+use super::snapshot::{Clock, Finished, TaskInfo};
 use crate::TaskId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The last `capacity` finished tasks' snapshots.
+/// The last `capacity` finished tasks' records, kept raw (engine instants): converting
+/// them to snapshots costs only when someone asks.
 pub(crate) struct History {
-    entries: Box<[Mutex<Option<TaskInfo>>]>,
+    entries: Box<[Mutex<Option<Finished>>]>,
     next: AtomicUsize,
 }
 
@@ -25,7 +26,7 @@ impl History {
 
     /// Records a finished task, evicting the oldest entry once full. A zero-capacity
     /// history records nothing.
-    pub(crate) fn push(&self, info: TaskInfo) {
+    pub(crate) fn push(&self, info: Finished) {
         if self.entries.is_empty() {
             return;
         }
@@ -36,10 +37,13 @@ impl History {
     }
 
     /// The snapshot of finished task `id`, while it is still in the history. O(capacity).
-    pub(crate) fn find(&self, id: TaskId) -> Option<TaskInfo> {
+    pub(crate) fn find(&self, id: TaskId, clock: &Clock) -> Option<TaskInfo> {
         self.entries.iter().find_map(|entry| {
             let entry = entry.lock().unwrap_or_else(PoisonError::into_inner);
-            entry.as_ref().filter(|info| info.id == id).cloned()
+            entry
+                .as_ref()
+                .filter(|info| info.id == id)
+                .map(|info| clock.info_of(info))
         })
     }
 }

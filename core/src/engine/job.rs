@@ -8,10 +8,11 @@
 
 use std::any::Any;
 use std::boxed::Box;
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
@@ -21,32 +22,15 @@ use super::error::{BoxError, TaskError};
 use super::spec::{Every, Spec, Start, Store, StoreFn};
 use crate::State;
 use crate::{Priority, RetryDecision, RetryPolicy, TaskId};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// `Completion::ended` before the end is published.
 const NOT_ENDED: u8 = u8::MAX;
 
-/// A boxed, sendable future.
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
 /// What one attempt ended with: `Ok` when the task returned a value (staged in its
 /// completion), the error otherwise.
 pub(crate) type Outcome = Result<(), TaskError>;
-
-/// Work the engine runs: a closure or an async closure behind one object-safe interface.
-///
-/// A job is re-runnable (`&mut self`): retries and recurring runs call it again.
-pub(crate) trait ErasedJob: Send {
-    /// Runs one attempt of a blocking job on the current thread; `None` for an async job.
-    fn call(&mut self, ctx: &Context) -> Option<Outcome>;
-    /// The future of one attempt of an async job; `None` for a blocking job.
-    fn future(&mut self, ctx: Context) -> Option<BoxFuture<Outcome>>;
-    /// Publishes the task's end to its handle: the staged value when `result` is `Ok`.
-    fn complete(self: Box<Self>, result: Result<(), TaskError>);
-    /// Applies `clone` to the staged value (for the result store).
-    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)>;
-}
 
 /// A task ready to submit: the work plus how to run it (priority, and the other settings
 /// of its spec).
@@ -265,18 +249,17 @@ fn clone_into_store<T: Clone + Send + Sync + 'static>(
 pub trait Job: sealed::Erase {}
 
 pub(crate) mod sealed {
-    use super::{Completion, ErasedJob};
-    use std::boxed::Box;
-    use std::sync::Arc;
+    use super::{Handle, JobRef};
 
     /// How the engine erases a job; not nameable outside the crate.
     pub trait Erase: Send + 'static {
         /// The task's value.
         type Output: Send + 'static;
-        /// The boxed job, bound to the completion its handle waits on.
+        /// The task's one allocation: the engine's side of it (the job) and the handle's
+        /// side (the completion).
         #[doc(hidden)]
-        fn erase(self, completion: Arc<Completion<Self::Output>>) -> Box<dyn ErasedJob>;
-        /// Bytes the boxed job occupies (charged to the memory budget).
+        fn erase(self) -> (JobRef, Handle<Self::Output>);
+        /// Bytes the task's allocation occupies (charged to the memory budget).
         #[doc(hidden)]
         fn erased_size() -> usize;
     }
@@ -301,15 +284,8 @@ where
 {
 }
 
-struct BlockingJob<F, T> {
-    f: F,
-    completion: Arc<Completion<T>>,
-}
-
-struct AsyncJob<F, T> {
-    f: F,
-    completion: Arc<Completion<T>>,
-}
+/// Bytes of an `Arc`'s allocation beyond its value: the strong and weak counts.
+const ARC_COUNTS: usize = 2 * core::mem::size_of::<usize>();
 
 impl<F, T, E> Erase for Blocking<F>
 where
@@ -318,14 +294,11 @@ where
     E: Into<BoxError>,
 {
     type Output = T;
-    fn erase(self, completion: Arc<Completion<T>>) -> Box<dyn ErasedJob> {
-        Box::new(BlockingJob {
-            f: self.0,
-            completion,
-        })
+    fn erase(self) -> (JobRef, Handle<T>) {
+        Cell::into_parts(self.0)
     }
     fn erased_size() -> usize {
-        core::mem::size_of::<BlockingJob<F, T>>()
+        core::mem::size_of::<Cell<F, T>>() + ARC_COUNTS
     }
 }
 
@@ -337,28 +310,139 @@ where
     E: Into<BoxError>,
 {
     type Output = T;
-    fn erase(self, completion: Arc<Completion<T>>) -> Box<dyn ErasedJob> {
-        Box::new(AsyncJob {
+    fn erase(self) -> (JobRef, Handle<T>) {
+        Cell::into_parts(AsyncWork {
             f: self.0,
-            completion,
+            future: None,
         })
     }
     fn erased_size() -> usize {
-        core::mem::size_of::<AsyncJob<F, T>>() + core::mem::size_of::<Fut>()
+        core::mem::size_of::<Cell<AsyncWork<F, Fut>, T>>() + ARC_COUNTS
     }
 }
 
-impl<F, T, E> ErasedJob for BlockingJob<F, T>
+/// An async job's closure and the future of its running attempt (pinned in place: the
+/// cell never moves).
+struct AsyncWork<F, Fut> {
+    f: F,
+    future: Option<Fut>,
+}
+
+/// A task's one allocation: its work (the closure, and an async attempt's future) and its
+/// typed completion.
+///
+/// Two kinds of reference point at it. The engine's [`JobRef`] is unique (never cloned)
+/// and moves with the task's job token (the state cell's hand-off rules): only its holder
+/// touches `work`, and the completion's slot until the end is published. The
+/// [`Handle`]s (a task's handle) touch only the completion's atomics, and its slot after
+/// the end is published (completion rules in [`Completion`]).
+struct Cell<W, T> {
+    completion: Completion<T>,
+    /// `None` once the job is released (the closure and any future dropped).
+    work: UnsafeCell<Option<W>>,
+}
+
+// SAFETY: `work` is touched only by the unique `JobRef` holder (`&mut JobRef`, so one
+// thread at a time), and the completion is `Sync` on its own rules; `W: Send` and
+// `T: Send` because both move between threads with the job.
+unsafe impl<W: Send, T: Send> Sync for Cell<W, T> {}
+
+impl<W, T> Cell<W, T>
+where
+    W: Send + 'static,
+    T: Send + 'static,
+    Cell<W, T>: ErasedJob,
+{
+    /// One allocation, referenced by the engine's job and the task's handle.
+    fn into_parts(work: W) -> (JobRef, Handle<T>) {
+        let cell = Arc::new(Cell {
+            completion: Completion::new(),
+            work: UnsafeCell::new(Some(work)),
+        });
+        let handle: Handle<T> = cell.clone();
+        (JobRef(cell), handle)
+    }
+
+    /// The work, for the `JobRef` holder.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the cell's `JobRef` mutably (so no other reference to the work
+    /// exists), and the job is not released.
+    #[allow(clippy::mut_from_ref, reason = "exclusive through the unique JobRef")]
+    unsafe fn work(&self) -> &mut W {
+        // SAFETY: the caller's contract.
+        unsafe {
+            (*self.work.get())
+                .as_mut()
+                .expect("a released job is not run")
+        }
+    }
+}
+
+/// The handle's side of a task's allocation.
+pub(crate) type Handle<T> = Arc<dyn Completes<T>>;
+
+/// Reaches the completion inside a task's allocation (whatever its work's type).
+pub(crate) trait Completes<T>: Send + Sync {
+    fn completion(&self) -> &Completion<T>;
+}
+
+impl<W: Send, T: Send> Completes<T> for Cell<W, T> {
+    fn completion(&self) -> &Completion<T> {
+        &self.completion
+    }
+}
+
+/// The engine's side of a task's allocation, behind one object-safe interface for every
+/// kind of job.
+///
+/// # Safety
+///
+/// Every method but `is_async` may be called only by the holder of the cell's unique
+/// [`JobRef`], through `&mut JobRef` (or by value): that is what makes the work and the
+/// staged value exclusively theirs.
+pub(crate) trait ErasedJob: Send + Sync {
+    /// Whether attempts are futures (polled by [`poll_attempt`](Self::poll_attempt)).
+    fn is_async(&self) -> bool;
+    /// Runs one attempt of a blocking job on the current thread; `None` for an async job.
+    unsafe fn call(&self, ctx: &Context) -> Option<Outcome>;
+    /// Polls the running attempt of an async job, starting it (taking `ctx`) on the first
+    /// poll. A blocking job is ready at once with an error.
+    unsafe fn poll_attempt(
+        &self,
+        ctx: &mut Option<Context>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Outcome>;
+    /// Drops the running attempt's future, if any (a cancelled or finished attempt).
+    unsafe fn end_attempt(&self);
+    /// Applies `clone` to the staged value (for the result store).
+    unsafe fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)>;
+    /// Publishes the task's end to its handle (the staged value when `result` is `Ok`),
+    /// unless it is already published.
+    unsafe fn complete(&self, result: Result<(), TaskError>);
+    /// Drops the work (the closure and any future); the job is never run again.
+    unsafe fn release(&self);
+}
+
+impl<F, T, E> ErasedJob for Cell<F, T>
 where
     F: FnMut(&Context) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Into<BoxError>,
 {
-    fn call(&mut self, ctx: &Context) -> Option<Outcome> {
-        let result = catch_unwind(AssertUnwindSafe(|| (self.f)(ctx)));
+    fn is_async(&self) -> bool {
+        false
+    }
+
+    unsafe fn call(&self, ctx: &Context) -> Option<Outcome> {
+        // SAFETY: the trait's contract.
+        let f = unsafe { self.work() };
+        let result = catch_unwind(AssertUnwindSafe(|| f(ctx)));
         Some(match result {
             Ok(Ok(value)) => {
-                self.completion.stage(value);
+                // SAFETY: the trait's contract.
+                unsafe { self.completion.stage(value) };
                 Ok(())
             }
             Ok(Err(error)) => Err(TaskError::failed(error)),
@@ -366,142 +450,276 @@ where
         })
     }
 
-    fn future(&mut self, _ctx: Context) -> Option<BoxFuture<Outcome>> {
-        None
+    unsafe fn poll_attempt(
+        &self,
+        _ctx: &mut Option<Context>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<Outcome> {
+        Poll::Ready(Err(TaskError::failed("a blocking job polled as async")))
     }
 
-    fn complete(self: Box<Self>, result: Result<(), TaskError>) {
-        self.completion.finish(result);
+    unsafe fn end_attempt(&self) {}
+
+    unsafe fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
+        // SAFETY: the trait's contract.
+        unsafe { self.completion.clone_staged(clone) }
     }
 
-    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
-        self.completion.clone_staged(clone)
+    unsafe fn complete(&self, result: Result<(), TaskError>) {
+        // SAFETY: the trait's contract.
+        unsafe { self.completion.finish(result) }
+    }
+
+    unsafe fn release(&self) {
+        // SAFETY: the trait's contract; nothing borrows the work across this call.
+        drop(unsafe { (*self.work.get()).take() });
     }
 }
 
-impl<F, Fut, T, E> ErasedJob for AsyncJob<F, T>
+impl<F, Fut, T, E> ErasedJob for Cell<AsyncWork<F, Fut>, T>
 where
     F: FnMut(Context) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Into<BoxError>,
 {
-    fn call(&mut self, _ctx: &Context) -> Option<Outcome> {
+    fn is_async(&self) -> bool {
+        true
+    }
+
+    unsafe fn call(&self, _ctx: &Context) -> Option<Outcome> {
         None
     }
 
-    fn future(&mut self, ctx: Context) -> Option<BoxFuture<Outcome>> {
-        // Building the future runs user code too: a panic there is the attempt's failure.
-        let future = match catch_unwind(AssertUnwindSafe(|| (self.f)(ctx))) {
-            Ok(future) => future,
-            Err(payload) => {
-                let error = TaskError::panicked(&*payload);
-                return Some(Box::pin(async move { Err(error) }));
+    unsafe fn poll_attempt(
+        &self,
+        ctx: &mut Option<Context>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Outcome> {
+        // SAFETY: the trait's contract.
+        let work = unsafe { self.work() };
+        if work.future.is_none() {
+            let ctx = ctx
+                .take()
+                .expect("an attempt starts once, with its context");
+            // Building the future runs user code too: a panic there is the attempt's
+            // failure.
+            match catch_unwind(AssertUnwindSafe(|| (work.f)(ctx))) {
+                Ok(future) => work.future = Some(future),
+                Err(payload) => return Poll::Ready(Err(TaskError::panicked(&*payload))),
             }
+        }
+        let future = work.future.as_mut().expect("started just above");
+        // SAFETY: the future lives in the task's allocation, which never moves, and it is
+        // only ever dropped in place (`end_attempt`, `release`, or the cell's drop).
+        let future = unsafe { Pin::new_unchecked(future) };
+        let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+        let outcome = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(value))) => {
+                // SAFETY: the trait's contract.
+                unsafe { self.completion.stage(value) };
+                Ok(())
+            }
+            Ok(Poll::Ready(Err(error))) => Err(TaskError::failed(error)),
+            Err(payload) => Err(TaskError::panicked(&*payload)),
         };
-        let completion = Arc::clone(&self.completion);
-        // One allocation per attempt: the future is pinned inside the boxed async block.
-        Some(Box::pin(async move {
-            let mut future = std::pin::pin!(future);
-            std::future::poll_fn(move |cx| {
-                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Ok(Poll::Ready(Ok(value))) => {
-                        completion.stage(value);
-                        Poll::Ready(Ok(()))
-                    }
-                    Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(TaskError::failed(error))),
-                    Err(payload) => Poll::Ready(Err(TaskError::panicked(&*payload))),
-                }
-            })
-            .await
-        }))
+        work.future = None;
+        Poll::Ready(outcome)
     }
 
-    fn complete(self: Box<Self>, result: Result<(), TaskError>) {
-        self.completion.finish(result);
+    unsafe fn end_attempt(&self) {
+        // SAFETY: the trait's contract.
+        if let Some(work) = unsafe { (*self.work.get()).as_mut() } {
+            work.future = None;
+        }
     }
 
-    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
-        self.completion.clone_staged(clone)
+    unsafe fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
+        // SAFETY: the trait's contract.
+        unsafe { self.completion.clone_staged(clone) }
+    }
+
+    unsafe fn complete(&self, result: Result<(), TaskError>) {
+        // SAFETY: the trait's contract.
+        unsafe { self.completion.finish(result) }
+    }
+
+    unsafe fn release(&self) {
+        // SAFETY: the trait's contract; the future (if any) is dropped in place first.
+        unsafe {
+            self.end_attempt();
+            drop((*self.work.get()).take());
+        }
     }
 }
+
+/// The engine's unique reference to a task's job: whoever holds it may run the job and
+/// publish its end. Never cloned; it moves with the task's job token.
+///
+/// Dropped without [`complete`](Self::complete) (a runtime that discarded the job), it
+/// still resolves the handle, as cancelled.
+pub(crate) struct JobRef(Arc<dyn ErasedJob>);
+
+impl JobRef {
+    pub(crate) fn is_async(&self) -> bool {
+        self.0.is_async()
+    }
+
+    /// Runs one attempt of a blocking job here; `None` for an async job.
+    pub(crate) fn call(&mut self, ctx: &Context) -> Option<Outcome> {
+        // SAFETY: `&mut self` on the unique JobRef (ErasedJob's contract).
+        unsafe { self.0.call(ctx) }
+    }
+
+    /// Polls an async job's running attempt (started on the first poll, taking `ctx`).
+    pub(crate) fn poll_attempt(
+        &mut self,
+        ctx: &mut Option<Context>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Outcome> {
+        // SAFETY: as in `call`.
+        unsafe { self.0.poll_attempt(ctx, cx) }
+    }
+
+    /// Drops the attempt's future, if it is still there (cancelled or timed out).
+    pub(crate) fn end_attempt(&mut self) {
+        // SAFETY: as in `call`.
+        unsafe { self.0.end_attempt() }
+    }
+
+    /// Applies `clone` to the staged value, if there is one.
+    pub(crate) fn clone_staged(
+        &mut self,
+        clone: StoreFn,
+    ) -> Option<(Arc<dyn Any + Send + Sync>, usize)> {
+        // SAFETY: as in `call`.
+        unsafe { self.0.clone_staged(clone) }
+    }
+
+    /// Publishes the task's end to its handle and drops the work.
+    pub(crate) fn complete(self, result: Result<(), TaskError>) {
+        // SAFETY: we own the unique JobRef (ErasedJob's contract).
+        unsafe { self.0.complete(result) };
+        // `Drop` releases the work; the completion is already published.
+    }
+}
+
+impl Drop for JobRef {
+    fn drop(&mut self) {
+        // SAFETY: we own the unique JobRef (ErasedJob's contract).
+        unsafe {
+            self.0.complete(Err(TaskError::cancelled()));
+            self.0.release();
+        }
+    }
+}
+
+/// `Completion::state`: nothing published yet.
+const PENDING: u8 = 0;
+/// `Completion::state`: the end is in the slot; the handle may take it.
+const READY: u8 = 1;
+/// `Completion::state`: the handle took the end.
+const TAKEN: u8 = 2;
 
 /// Where a task's value travels from the worker to its handle.
 enum Slot<T> {
     /// Nothing yet.
-    Pending,
+    Empty,
     /// The last attempt returned this value; not published until the task ends.
     Staged(T),
     /// Published: the handle may take it.
     Ready(Result<T, TaskError>),
-    /// The handle took it.
-    Taken,
 }
 
-/// A task's typed completion, shared by its job and its handle.
+/// A task's typed completion, shared by its job and its handle, without a lock.
+///
+/// Its rules:
+/// 1. While `state` is `PENDING`, only the `JobRef` holder touches `slot` (staging a
+///    value, reading it for the store, publishing the end).
+/// 2. The holder publishes once: it writes `Ready` into the slot, then stores `READY`
+///    (`Release`); it never touches the slot again.
+/// 3. A handle takes the end by winning `READY → TAKEN` (`Acquire`), which happens once:
+///    the slot is then the handle's alone.
 pub(crate) struct Completion<T> {
-    slot: Mutex<Slot<T>>,
-    /// Set (with `Release`) once the slot is `Ready`.
-    done: AtomicBool,
+    state: AtomicU8,
     /// The terminal state the end stands for (`State as u8`), `NOT_ENDED` before.
     ended: AtomicU8,
-    /// The waker of the (single) handle waiting for `done`.
+    /// The waker of the (single) handle waiting for the end.
     waker: AtomicWaker,
+    slot: UnsafeCell<Slot<T>>,
 }
 
+// SAFETY: the slot is only touched by one side at a time (the rules above), and `T: Send`
+// because the value moves from the worker's thread to the handle's.
+unsafe impl<T: Send> Sync for Completion<T> {}
+
 impl<T> Completion<T> {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self {
-            slot: Mutex::new(Slot::Pending),
-            done: AtomicBool::new(false),
+            state: AtomicU8::new(PENDING),
             ended: AtomicU8::new(NOT_ENDED),
             waker: AtomicWaker::new(),
+            slot: UnsafeCell::new(Slot::Empty),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slot<T>> {
-        // The slot is only replaced wholesale, never left half-written: a poisoned lock
-        // still holds a coherent value.
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Keeps the value of a successful attempt until the task's end is decided.
-    fn stage(&self, value: T) {
-        *self.lock() = Slot::Staged(value);
+    ///
+    /// # Safety
+    ///
+    /// Called by the `JobRef` holder (rule 1).
+    unsafe fn stage(&self, value: T) {
+        if self.state.load(Ordering::Relaxed) == PENDING {
+            // SAFETY: rule 1.
+            unsafe { *self.slot.get() = Slot::Staged(value) };
+        }
     }
 
     /// Publishes the end: the staged value on `Ok`, the error otherwise (dropping any
-    /// staged value). Wakes every waiter.
-    fn finish(&self, result: Result<(), TaskError>) {
-        {
-            let mut slot = self.lock();
-            if matches!(*slot, Slot::Ready(_) | Slot::Taken) {
-                return;
-            }
-            let staged = core::mem::replace(&mut *slot, Slot::Pending);
-            let result = match (result, staged) {
-                (Ok(()), Slot::Staged(value)) => Ok(value),
-                (Ok(()), _) => Err(TaskError::failed("the task produced no value")),
-                (Err(error), _) => Err(error),
-            };
-            let state = match &result {
-                Ok(_) => State::Succeeded,
-                Err(error) => error.state(),
-            };
-            self.ended.store(state as u8, Ordering::Relaxed);
-            *slot = Slot::Ready(result);
+    /// staged value), unless it is already published. Wakes the waiting handle.
+    ///
+    /// # Safety
+    ///
+    /// Called by the `JobRef` holder (rules 1-2).
+    unsafe fn finish(&self, result: Result<(), TaskError>) {
+        // Only the holder ever leaves PENDING, so its own earlier publish is visible here.
+        if self.state.load(Ordering::Relaxed) != PENDING {
+            return;
         }
-        self.done.store(true, Ordering::Release);
+        // SAFETY: rule 1, still PENDING.
+        let slot = unsafe { &mut *self.slot.get() };
+        let staged = core::mem::replace(slot, Slot::Empty);
+        let result = match (result, staged) {
+            (Ok(()), Slot::Staged(value)) => Ok(value),
+            (Ok(()), _) => Err(TaskError::failed("the task produced no value")),
+            (Err(error), _) => Err(error),
+        };
+        let state = match &result {
+            Ok(_) => State::Succeeded,
+            Err(error) => error.state(),
+        };
+        self.ended.store(state as u8, Ordering::Relaxed);
+        *slot = Slot::Ready(result);
+        // Rule 2.
+        self.state.store(READY, Ordering::Release);
         self.waker.wake();
     }
 
     /// Applies `clone` to the staged value, if there is one.
-    fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)>
+    ///
+    /// # Safety
+    ///
+    /// Called by the `JobRef` holder (rule 1).
+    unsafe fn clone_staged(&self, clone: StoreFn) -> Option<(Arc<dyn Any + Send + Sync>, usize)>
     where
         T: 'static,
     {
-        match &*self.lock() {
+        if self.state.load(Ordering::Relaxed) != PENDING {
+            return None;
+        }
+        // SAFETY: rule 1.
+        match unsafe { &*self.slot.get() } {
             Slot::Staged(value) => clone(value),
             _ => None,
         }
@@ -514,21 +732,18 @@ impl<T> Completion<T> {
 
     /// Whether the end is published.
     pub(crate) fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) != PENDING
     }
 
     /// Takes the published end, once; `None` before it is published or after it was taken.
     pub(crate) fn take(&self) -> Option<Result<T, TaskError>> {
-        if !self.is_done() {
-            return None;
-        }
-        let mut slot = self.lock();
-        match core::mem::replace(&mut *slot, Slot::Taken) {
+        self.state
+            .compare_exchange(READY, TAKEN, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        // SAFETY: rule 3, we won READY → TAKEN: the slot is ours alone.
+        match core::mem::replace(unsafe { &mut *self.slot.get() }, Slot::Empty) {
             Slot::Ready(result) => Some(result),
-            other => {
-                *slot = other;
-                None
-            }
+            _ => unreachable!("a READY completion holds its end"),
         }
     }
 
@@ -539,19 +754,5 @@ impl<T> Completion<T> {
         }
         let ended = self.ended.load(Ordering::Relaxed);
         State::ALL.into_iter().find(|state| *state as u8 == ended)
-    }
-}
-
-impl<F, T> Drop for BlockingJob<F, T> {
-    fn drop(&mut self) {
-        // A job dropped without an end (a runtime that discarded it) still resolves its
-        // handle, as cancelled; after `complete` this does nothing.
-        self.completion.finish(Err(TaskError::cancelled()));
-    }
-}
-
-impl<F, T> Drop for AsyncJob<F, T> {
-    fn drop(&mut self) {
-        self.completion.finish(Err(TaskError::cancelled()));
     }
 }

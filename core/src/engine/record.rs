@@ -5,7 +5,6 @@
 //! [engine docs](super)) decide who may touch it.
 
 use std::borrow::Cow;
-use std::boxed::Box;
 use std::string::String;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -13,9 +12,9 @@ use std::time::{Duration, Instant};
 use atomic_waker::AtomicWaker;
 use event_listener::Event;
 
-use super::job::ErasedJob;
+use super::job::JobRef;
 use super::spec::{ErrorHandler, Every, Store};
-use crate::{Backoff, OwnedReservation, RetryPolicy, SplitMix64};
+use crate::{Backoff, RetryPolicy, SplitMix64};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::{Handoff, Priority};
@@ -81,8 +80,9 @@ pub(crate) struct Cold {
     pub(crate) rng: SplitMix64,
     pub(crate) on_error: Option<ErrorHandler>,
     pub(crate) store: Option<Store>,
-    /// The memory budget's charge for the job; given back when the slot is released.
-    pub(crate) charge: Option<OwnedReservation>,
+    /// Bytes the task holds from the memory budget (a detached reservation); given back
+    /// when the slot is released.
+    pub(crate) charge: usize,
     /// The recurrence, for a recurring task.
     pub(crate) every: Option<Every>,
     /// When a recurring task's first run was due (its schedule's anchor).
@@ -111,7 +111,7 @@ impl Cold {
             rng: SplitMix64::new(0),
             on_error: None,
             store: None,
-            charge: None,
+            charge: 0,
             every: None,
             first_due: now,
             tick: 0,
@@ -125,7 +125,7 @@ pub(crate) struct Record {
     /// Every state change goes through this cell, and with it the job between runs
     /// (rules 2-3, which are [`Handoff`]'s rules 1-3): in the cell while the task waits,
     /// held by the worker while it runs, gone after the end.
-    pub(crate) state: Handoff<Box<dyn ErasedJob>>,
+    pub(crate) state: Handoff<JobRef>,
     pub(crate) signal: Signal,
     /// The task's priority (a copy of the cold one, read without the lock when it is
     /// queued from a timer).
@@ -158,9 +158,9 @@ impl Record {
 
     /// Prepares a just-acquired slot for a new task. The state stays terminal (rule 2)
     /// until [`Handoff::publish`].
-    pub(crate) fn reset(&self, cold: Cold) {
-        self.priority.store(cold.priority.0, Ordering::Relaxed);
-        *self.lock() = cold;
+    pub(crate) fn reset(&self, priority: Priority, fill: impl FnOnce(&mut Cold)) {
+        self.priority.store(priority.0, Ordering::Relaxed);
+        fill(&mut self.lock());
         self.signal.reset();
     }
 }

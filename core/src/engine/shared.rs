@@ -11,40 +11,48 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
+use crossbeam_utils::CachePadded;
 use event_listener::{Event, EventListener, IntoNotification, Listener};
 
 use super::context::Context;
 use super::error::{CancelError, SubmitError, TaskError};
 use super::handle::TaskHandle;
 use super::history::History;
-use super::job::{Completion, ErasedJob, Job, Outcome, Task};
+use super::job::{Job, JobRef, Outcome, Task};
 use super::record::{Cold, Record};
 use super::results::Results;
-use super::snapshot::{Analytics, Clock, Counts, LevelLatency, Performance, QueueSizes, TaskInfo};
-use super::spec::{Limit, MissedTicks, Overlap, Spec, Start};
+use super::snapshot::{
+    Analytics, Clock, Counts, Finished, LevelLatency, Performance, QueueSizes, TaskInfo,
+};
+use super::spec::{Limit, MissedTicks, Overlap, Spec, Start, Store};
 use crate::{
     BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Gate, Histogram, Level, MemoryBudget,
-    Mode, Notify, OwnedReservation, Parked, Parking, Priority, RetryDecision, RetryPolicy, Settle,
+    Mode, Notify, Parked, Parking, Priority, Reservation, RetryDecision, RetryPolicy, Settle,
     SlotTable, SplitMix64, State, TaskId, TimerEntry, TimerWheel,
 };
 
-/// Bytes a task is charged beyond its boxed job's size: the box's and the completion's
-/// allocations (counts, lock, event), rounded up. Documented on `Builder::memory_pool_mb`.
+/// Bytes a task is charged beyond its one allocation's size (the job, its completion and
+/// an async attempt's future): the allocator's own header and rounding, and the task's
+/// share of the engine's fixed per-slot tables, rounded up. Documented on
+/// `Builder::memory_pool_mb`.
 pub(crate) const TASK_OVERHEAD: usize = 128;
 
 /// The engine's counters and histograms (see [`Counts`] and [`Analytics`]).
+///
+/// The counters a submitter bumps and those a worker bumps sit on separate cache lines:
+/// each touch of a line another core just wrote costs a transfer.
 #[derive(Default)]
 struct Stats {
-    submitted: Counter,
-    executed: Counter,
-    succeeded: Counter,
+    submitted: CachePadded<Counter>,
+    executed: CachePadded<Counter>,
+    succeeded: CachePadded<Counter>,
     failed: Counter,
     retried: Counter,
     cancelled: Counter,
     timed_out: Counter,
     stopped: Counter,
     panicked: Counter,
-    running: AtomicUsize,
+    running: CachePadded<AtomicUsize>,
     peak: AtomicUsize,
     /// Attempt durations, when profiling.
     execution: Histogram,
@@ -95,17 +103,25 @@ struct Timers {
 /// A task a worker claimed: it won `Start` and owns the job until it applies an end event.
 pub(crate) struct Claimed {
     pub(crate) meta: AttemptMeta,
-    pub(crate) job: Box<dyn ErasedJob>,
-    pub(crate) ctx: Context,
+    pub(crate) job: JobRef,
+    /// The attempt's context: lent to a blocking job, given to an async job's future
+    /// when it starts.
+    pub(crate) ctx: Option<Context>,
 }
 
 /// What the engine needs to end an attempt, apart from its job.
 #[derive(Clone, Copy)]
 pub(crate) struct AttemptMeta {
     pub(crate) id: TaskId,
+    /// Which attempt this is (1 for the first).
+    attempt: u32,
     started: Instant,
     /// Whether a timeout timer was armed for this attempt.
     timed: bool,
+    /// Whether the task is recurring (it has a schedule to consult after a success).
+    recurring: bool,
+    /// Where a success's value is stored, if it is.
+    store: Option<Store>,
 }
 
 /// Everything the manager, its handles and its workers share.
@@ -140,7 +156,7 @@ pub(crate) struct Inner {
 struct Prepared<'a> {
     id: TaskId,
     record: &'a Record,
-    charge: OwnedReservation,
+    charge: Reservation<&'a MemoryBudget>,
 }
 
 /// Why preparing a task failed (turned into a [`SubmitError`] carrying the task).
@@ -342,7 +358,9 @@ impl Inner {
             }
         }
         let requested = Self::charge_of(task);
-        let charge = MemoryBudget::try_reserve_owned(&self.budget, requested)
+        let charge = self
+            .budget
+            .try_reserve(requested)
             .map_err(|_| Refusal::Budget { requested })?;
         let (id, record) = self.records.acquire().map_err(|_| Refusal::Full)?;
         Ok(Prepared { id, record, charge })
@@ -362,28 +380,41 @@ impl Inner {
             spec,
         } = task;
         let spec = spec.map_or_else(Spec::default, |spec| *spec);
-        let completion = Arc::new(Completion::new());
-        let job = job.erase(Arc::clone(&completion));
+        let (job, completion) = job.erase();
         let now = Instant::now();
-        let mut cold = Cold::empty(now);
-        cold.label = spec.label;
-        cold.priority = priority;
-        cold.timeout = spec.timeout.or(self.config.timeout);
-        cold.backoff = spec.retry.unwrap_or(self.config.retry).backoff();
-        cold.rng = SplitMix64::new(
-            self.config.seed ^ (u64::from(id.index()) << 32 | u64::from(id.generation())),
-        );
-        cold.on_error = spec.on_error;
-        cold.store = spec.store;
-        cold.charge = Some(charge);
         let start = match spec.start {
             Start::Now => None,
             Start::After(delay) => Some(now.checked_add(delay).unwrap_or_else(|| far_future(now))),
             Start::At(at) => (at > now).then_some(at),
         };
-        cold.every = spec.every;
-        cold.first_due = start.unwrap_or(now);
-        record.reset(cold);
+        // Written in place under the slot's lock: every field, so nothing of the slot's
+        // previous task survives.
+        record.reset(priority, |cold| {
+            *cold = Cold {
+                label: spec.label,
+                priority,
+                attempt: 0,
+                progress: 0.0,
+                message: None,
+                submitted_at: now,
+                started_at: None,
+                finished_at: None,
+                error: None,
+                timeout: spec.timeout.or(self.config.timeout),
+                backoff: spec.retry.unwrap_or(self.config.retry).backoff(),
+                rng: SplitMix64::new(
+                    self.config.seed ^ (u64::from(id.index()) << 32 | u64::from(id.generation())),
+                ),
+                on_error: spec.on_error,
+                store: spec.store,
+                // Given back by `finalize`, through the budget this engine owns.
+                charge: charge.detach(),
+                every: spec.every,
+                first_due: start.unwrap_or(now),
+                tick: 0,
+                runs: 0,
+            };
+        });
         // Settle rule 1: counted before it is published.
         self.unfinished.add();
         self.stats.submitted.inc();
@@ -459,11 +490,13 @@ impl Inner {
                 self.stats.dispatch[level.index()].record(self.now_ns().saturating_sub(ready));
             }
             let job = taken.value.expect("a queued task has its job");
-            let (attempt, timeout) = {
+            // The attempt's one look at the cold data: what its end will need is copied out
+            // (none of it changes while the task lives).
+            let (attempt, timeout, recurring, store) = {
                 let mut cold = record.lock();
                 cold.attempt += 1;
                 cold.started_at = Some(started);
-                (cold.attempt, cold.timeout)
+                (cold.attempt, cold.timeout, cold.every.is_some(), cold.store)
             };
             let timed = match timeout {
                 Some(timeout) => {
@@ -474,12 +507,22 @@ impl Inner {
                 None => false,
             };
             let running = self.stats.running.fetch_add(1, Ordering::Relaxed) + 1;
-            self.stats.peak.fetch_max(running, Ordering::Relaxed);
+            // Most starts set no new peak: a load spares the shared line a write.
+            if running > self.stats.peak.load(Ordering::Relaxed) {
+                self.stats.peak.fetch_max(running, Ordering::Relaxed);
+            }
             let ctx = Context::new(Arc::clone(self), id, attempt);
             return Some(Claimed {
-                meta: AttemptMeta { id, started, timed },
+                meta: AttemptMeta {
+                    id,
+                    attempt,
+                    started,
+                    timed,
+                    recurring,
+                    store,
+                },
                 job,
-                ctx,
+                ctx: Some(ctx),
             });
         }
     }
@@ -488,9 +531,15 @@ impl Inner {
     /// state cell (or learns what beat it), publishes it to the handle, finalizes.
     pub(crate) fn finish(&self, claimed: Claimed, outcome: Outcome) {
         let Claimed { meta, job, ctx } = claimed;
-        let attempt = ctx.attempt();
         drop(ctx);
-        let AttemptMeta { id, started, timed } = meta;
+        let AttemptMeta {
+            id,
+            attempt,
+            started,
+            timed,
+            recurring,
+            store,
+        } = meta;
         self.end_attempt(id, started, timed, &outcome);
         let record = self.records.get(id).expect("a running task's slot is live");
         if record.state.load() != State::Running {
@@ -501,17 +550,23 @@ impl Inner {
             } else {
                 TaskEvent::Fail
             };
-            self.conclude(id, record, Some(job), event, outcome);
+            self.conclude(id, record, Some(job), event, outcome, None);
             return;
         }
         match outcome {
-            Ok(()) => match self.next_run(record, started) {
-                Next::Done => self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(())),
+            Ok(()) => match if recurring {
+                self.next_run(record, started)
+            } else {
+                Next::Done
+            } {
+                Next::Done => {
+                    self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(()), store);
+                }
                 next => self.reschedule(id, record, job, next),
             },
             Err(error) => match self.decide(id, record, &error, attempt) {
                 Some(delay) => self.retry(id, record, job, delay, error),
-                None => self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error)),
+                None => self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error), None),
             },
         }
     }
@@ -519,11 +574,13 @@ impl Inner {
     /// Ends an attempt whose job the runtime lost (it dropped the blocking closure
     /// unrun): the job's drop resolved the handle as cancelled; the task fails.
     pub(crate) fn finish_lost(&self, meta: AttemptMeta) {
-        let AttemptMeta { id, started, timed } = meta;
+        let AttemptMeta {
+            id, started, timed, ..
+        } = meta;
         let error = TaskError::failed("the runtime dropped the blocking job without running it");
         self.end_attempt(id, started, timed, &Ok(()));
         let record = self.records.get(id).expect("a running task's slot is live");
-        self.conclude(id, record, None, TaskEvent::Fail, Err(error));
+        self.conclude(id, record, None, TaskEvent::Fail, Err(error), None);
     }
 
     /// Bookkeeping common to every attempt's end.
@@ -624,7 +681,7 @@ impl Inner {
     }
 
     /// Sends a recurring task back to wait for its next run.
-    fn reschedule(&self, id: TaskId, record: &Record, job: Box<dyn ErasedJob>, next: Next) {
+    fn reschedule(&self, id: TaskId, record: &Record, job: JobRef, next: Next) {
         // SAFETY: rule 3, we took the job by winning `Start` and applied no event since.
         if let Err((_, job)) = unsafe { record.state.apply_returning(TaskEvent::Reschedule, job) } {
             // A cancel or timeout won while the run ran: we got the job back (rule 3); the
@@ -635,6 +692,7 @@ impl Inner {
                 Some(job),
                 TaskEvent::Fail,
                 Err(TaskError::cancelled()),
+                None,
             );
             return;
         }
@@ -652,19 +710,12 @@ impl Inner {
     }
 
     /// Sends a failed attempt back to wait for its retry.
-    fn retry(
-        &self,
-        id: TaskId,
-        record: &Record,
-        job: Box<dyn ErasedJob>,
-        delay: Duration,
-        error: TaskError,
-    ) {
+    fn retry(&self, id: TaskId, record: &Record, job: JobRef, delay: Duration, error: TaskError) {
         // SAFETY: rule 3, we took the job by winning `Start` and applied no event since.
         if let Err((_, job)) = unsafe { record.state.apply_returning(TaskEvent::Retry, job) } {
             // A cancel or timeout won while the attempt ran: we got the job back (rule 3);
             // end as that state says.
-            self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error));
+            self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error), None);
             return;
         }
         self.stats.retried.inc();
@@ -685,15 +736,16 @@ impl Inner {
         }
     }
 
-    /// Applies an end `event` and publishes the result, or learns what beat it; then
-    /// finalizes (the worker holds the token).
+    /// Applies an end `event` and publishes the result (storing a success's value in
+    /// `store`), or learns what beat it; finalizes (the worker holds the token).
     fn conclude(
         &self,
         id: TaskId,
         record: &Record,
-        job: Option<Box<dyn ErasedJob>>,
+        mut job: Option<JobRef>,
         event: TaskEvent,
         result: Result<(), TaskError>,
+        store: Option<Store>,
     ) {
         match record.state.apply(event) {
             Ok(_) => {
@@ -703,25 +755,26 @@ impl Inner {
                     &self.stats.failed
                 };
                 counter.inc();
-                let store = {
+                // Stored before the handle learns the end, so the handle's owner finds it.
+                if let (Ok(()), Some(store), Some(job)) = (&result, store, &mut job) {
+                    self.store_result(id, job, store);
+                }
+                // One lock for the end: its error, the history entry, the slot's release.
+                // The history has the task before its handle learns the end (a status
+                // asked after `wait` finds it), and before it settles (once
+                // `wait_for_completion` sees it settled, it is in the history).
+                {
                     let mut cold = record.lock();
-                    cold.finished_at = Some(Instant::now());
                     if let Err(error) = &result {
                         if cold.error.is_none() {
                             cold.error = Some(error.to_string());
                         }
                     }
-                    cold.store
-                };
-                if let (Ok(()), Some(store), Some(job)) = (&result, store, &job) {
-                    self.store_result(id, &**job, store);
+                    self.finalize_locked(id, record, &mut cold);
                 }
                 if let Some(job) = job {
                     job.complete(result);
                 }
-                // Finalize before settling: once `wait_for_completion` sees the task
-                // settled, it is in the history.
-                self.finalize(id, record);
                 self.settle();
             }
             // A cancel or timeout won while the attempt ran (state rules 1-2): the winner
@@ -736,7 +789,7 @@ impl Inner {
     }
 
     /// Copies a succeeded task's value into the result store, if the budget has room.
-    fn store_result(&self, id: TaskId, job: &dyn ErasedJob, store: super::spec::Store) {
+    fn store_result(&self, id: TaskId, job: &mut JobRef, store: Store) {
         let Some((value, bytes)) = job.clone_staged(store.clone) else {
             return;
         };
@@ -767,8 +820,8 @@ impl Inner {
         if cold.finished_at.is_none() {
             cold.finished_at = Some(Instant::now());
         }
-        self.history.push(self.clock.info(id, state, cold));
-        cold.charge = None;
+        self.history.push(Finished::take(id, state, cold));
+        self.budget.release(core::mem::take(&mut cold.charge));
         cold.on_error = None;
         // Rule 4: released under the cold lock.
         self.records
@@ -854,7 +907,7 @@ impl Inner {
         // Rule 4: under the cold lock the slot cannot be released; check it is still ours.
         if !self.records.contains(id) {
             drop(cold);
-            return Err(match self.history.find(id) {
+            return Err(match self.history.find(id, &self.clock) {
                 Some(info) => CancelError::Finished {
                     id,
                     state: info.state,
@@ -916,7 +969,7 @@ impl Inner {
                 return Some(record.state.load());
             }
         }
-        self.history.find(id).map(|info| info.state)
+        self.history.find(id, &self.clock).map(|info| info.state)
     }
 
     /// The snapshot of task `id`: live, or in the history.
@@ -927,7 +980,7 @@ impl Inner {
                 return Some(self.clock.info(id, record.state.load(), &cold));
             }
         }
-        self.history.find(id)
+        self.history.find(id, &self.clock)
     }
 
     /// Snapshots of every live task that has not ended (queued, scheduled, retrying or

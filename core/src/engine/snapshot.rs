@@ -68,35 +68,91 @@ impl Clock {
         self.wall + at.saturating_duration_since(self.epoch)
     }
 
-    /// The snapshot of a task from its cold data and state.
+    /// The snapshot of a live task from its cold data and state.
     pub(crate) fn info(&self, id: TaskId, state: State, cold: &Cold) -> TaskInfo {
-        let progress = if state == State::Succeeded {
+        self.info_of(&Finished {
+            id,
+            state,
+            label: cold.label.clone(),
+            priority: cold.priority,
+            attempt: cold.attempt,
+            runs: cold.runs,
+            progress: cold.progress,
+            message: cold.message.clone(),
+            error: cold.error.clone(),
+            submitted_at: cold.submitted_at,
+            started_at: cold.started_at,
+            finished_at: cold.finished_at,
+        })
+    }
+
+    /// The snapshot of a task from its raw record (engine instants, not yet wall times).
+    pub(crate) fn info_of(&self, raw: &Finished) -> TaskInfo {
+        let progress = if raw.state == State::Succeeded {
             100.0
         } else {
-            cold.progress
+            raw.progress
         };
-        let estimated_completion = match (cold.started_at, state) {
+        let estimated_completion = match (raw.started_at, raw.state) {
             (Some(started), State::Running) if progress > 0.0 => {
                 let elapsed = Instant::now().saturating_duration_since(started);
                 let total = elapsed.mul_f64(100.0 / progress);
                 Some(self.wall(started + total))
             }
-            _ => cold.finished_at.map(|at| self.wall(at)),
+            _ => raw.finished_at.map(|at| self.wall(at)),
         };
         TaskInfo {
+            id: raw.id,
+            label: raw.label.clone(),
+            state: raw.state,
+            priority: raw.priority,
+            attempt: raw.attempt,
+            runs: raw.runs,
+            progress,
+            message: raw.message.clone(),
+            submitted_at: self.wall(raw.submitted_at),
+            started_at: raw.started_at.map(|at| self.wall(at)),
+            finished_at: raw.finished_at.map(|at| self.wall(at)),
+            estimated_completion,
+            error: raw.error.clone(),
+        }
+    }
+}
+
+/// A task as the engine records it (the history keeps these): what a [`TaskInfo`] shows,
+/// with engine instants, converted to wall-clock times only when someone asks.
+pub(crate) struct Finished {
+    pub(crate) id: TaskId,
+    pub(crate) state: State,
+    pub(crate) label: Option<Cow<'static, str>>,
+    pub(crate) priority: Priority,
+    pub(crate) attempt: u32,
+    pub(crate) runs: u32,
+    pub(crate) progress: f64,
+    pub(crate) message: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) submitted_at: Instant,
+    pub(crate) started_at: Option<Instant>,
+    pub(crate) finished_at: Option<Instant>,
+}
+
+impl Finished {
+    /// Moves an ended task's record out of its cold data (the slot is being released:
+    /// its text goes to the history rather than being copied).
+    pub(crate) fn take(id: TaskId, state: State, cold: &mut Cold) -> Self {
+        Self {
             id,
-            label: cold.label.clone(),
             state,
+            label: cold.label.take(),
             priority: cold.priority,
             attempt: cold.attempt,
             runs: cold.runs,
-            progress,
-            message: cold.message.clone(),
-            submitted_at: self.wall(cold.submitted_at),
-            started_at: cold.started_at.map(|at| self.wall(at)),
-            finished_at: cold.finished_at.map(|at| self.wall(at)),
-            estimated_completion,
-            error: cold.error.clone(),
+            progress: cold.progress,
+            message: cold.message.take(),
+            error: cold.error.take(),
+            submitted_at: cold.submitted_at,
+            started_at: cold.started_at,
+            finished_at: cold.finished_at,
         }
     }
 }
