@@ -15,6 +15,7 @@ use event_listener::Event;
 use super::job::JobRef;
 use super::spec::{ErrorHandler, Every, Store};
 use crate::{Backoff, RetryPolicy, SplitMix64};
+use std::boxed::Box;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::{Handoff, Priority};
@@ -60,11 +61,16 @@ impl Signal {
 }
 
 /// The cold per-task data: written at submission, start and end, and by progress reports.
+///
+/// What few tasks need (an error handler, a stored result, a schedule, a retry policy's
+/// state) is boxed in [`Extra`], so a plain task's slot stays small.
 pub(crate) struct Cold {
     pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) priority: Priority,
     /// Attempts started so far (the running attempt included).
     pub(crate) attempt: u32,
+    /// Runs that ended successfully (for a recurring task).
+    pub(crate) runs: u32,
     pub(crate) progress: f64,
     pub(crate) message: Option<String>,
     pub(crate) submitted_at: Instant,
@@ -74,23 +80,51 @@ pub(crate) struct Cold {
     pub(crate) error: Option<String>,
     /// Each attempt's time limit.
     pub(crate) timeout: Option<Duration>,
-    /// The retry policy's state for this task.
-    pub(crate) backoff: Backoff,
-    /// The jitter's random source, seeded per task.
-    pub(crate) rng: SplitMix64,
-    pub(crate) on_error: Option<ErrorHandler>,
-    pub(crate) store: Option<Store>,
     /// Bytes the task holds from the memory budget (a detached reservation); given back
     /// when the slot is released.
     pub(crate) charge: usize,
+    /// The settings and state few tasks have; `None` for a plain task.
+    pub(crate) extra: Option<Box<Extra>>,
+}
+
+/// A task's rarer settings and the state that goes with them.
+pub(crate) struct Extra {
+    pub(crate) on_error: Option<ErrorHandler>,
+    pub(crate) store: Option<Store>,
     /// The recurrence, for a recurring task.
     pub(crate) every: Option<Every>,
     /// When a recurring task's first run was due (its schedule's anchor).
     pub(crate) first_due: Instant,
     /// Which tick of the schedule the current (or last) run is.
     pub(crate) tick: u64,
-    /// Runs that ended successfully (for a recurring task).
-    pub(crate) runs: u32,
+    /// The retry policy (the task's, or the manager's default).
+    pub(crate) retry: RetryPolicy,
+    /// The retry policy's state, from the first failure on.
+    pub(crate) backoff: Option<Backoff>,
+    /// The jitter's random source, seeded per task.
+    pub(crate) rng: SplitMix64,
+}
+
+impl Extra {
+    /// No handler, store or schedule; retries under `retry`, with jitter from `rng`.
+    pub(crate) fn new(retry: RetryPolicy, rng: SplitMix64, first_due: Instant) -> Self {
+        Self {
+            on_error: None,
+            store: None,
+            every: None,
+            first_due,
+            tick: 0,
+            retry,
+            backoff: None,
+            rng,
+        }
+    }
+
+    /// The delay before the next retry, or `None` when the policy allows no more.
+    pub(crate) fn next_retry(&mut self) -> Option<Duration> {
+        let backoff = self.backoff.get_or_insert_with(|| self.retry.backoff());
+        backoff.next_delay(&mut self.rng)
+    }
 }
 
 impl Cold {
@@ -100,6 +134,7 @@ impl Cold {
             label: None,
             priority: Priority::NORMAL,
             attempt: 0,
+            runs: 0,
             progress: 0.0,
             message: None,
             submitted_at: now,
@@ -107,15 +142,8 @@ impl Cold {
             finished_at: None,
             error: None,
             timeout: None,
-            backoff: RetryPolicy::none().backoff(),
-            rng: SplitMix64::new(0),
-            on_error: None,
-            store: None,
             charge: 0,
-            every: None,
-            first_due: now,
-            tick: 0,
-            runs: 0,
+            extra: None,
         }
     }
 }

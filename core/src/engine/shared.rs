@@ -19,7 +19,7 @@ use super::error::{CancelError, SubmitError, TaskError};
 use super::handle::TaskHandle;
 use super::history::History;
 use super::job::{Job, JobRef, Outcome, Task};
-use super::record::{Cold, Record};
+use super::record::{Cold, Extra, Record};
 use super::results::Results;
 use super::snapshot::{
     Analytics, Clock, Counts, Finished, LevelLatency, Performance, QueueSizes, TaskInfo,
@@ -246,6 +246,13 @@ impl Inner {
         self.timers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Task `id`'s jitter source: the manager's seed mixed with the slot and generation.
+    fn task_rng(&self, id: TaskId) -> SplitMix64 {
+        SplitMix64::new(
+            self.config.seed ^ (u64::from(id.index()) << 32 | u64::from(id.generation())),
+        )
+    }
+
     /// Nanoseconds since the epoch (saturating).
     fn now_ns(&self) -> u64 {
         u64::try_from(self.clock.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
@@ -389,30 +396,31 @@ impl Inner {
         };
         // Written in place under the slot's lock: every field, so nothing of the slot's
         // previous task survives.
+        let rare = spec.on_error.is_some()
+            || spec.store.is_some()
+            || spec.every.is_some()
+            || spec.retry.is_some();
+        let extra = rare.then(|| {
+            Box::new(Extra {
+                on_error: spec.on_error,
+                store: spec.store,
+                every: spec.every,
+                ..Extra::new(
+                    spec.retry.unwrap_or(self.config.retry),
+                    self.task_rng(id),
+                    start.unwrap_or(now),
+                )
+            })
+        });
         record.reset(priority, |cold| {
             *cold = Cold {
                 label: spec.label,
                 priority,
-                attempt: 0,
-                progress: 0.0,
-                message: None,
-                submitted_at: now,
-                started_at: None,
-                finished_at: None,
-                error: None,
                 timeout: spec.timeout.or(self.config.timeout),
-                backoff: spec.retry.unwrap_or(self.config.retry).backoff(),
-                rng: SplitMix64::new(
-                    self.config.seed ^ (u64::from(id.index()) << 32 | u64::from(id.generation())),
-                ),
-                on_error: spec.on_error,
-                store: spec.store,
                 // Given back by `finalize`, through the budget this engine owns.
                 charge: charge.detach(),
-                every: spec.every,
-                first_due: start.unwrap_or(now),
-                tick: 0,
-                runs: 0,
+                extra,
+                ..Cold::empty(now)
             };
         });
         // Settle rule 1: counted before it is published.
@@ -496,7 +504,11 @@ impl Inner {
                 let mut cold = record.lock();
                 cold.attempt += 1;
                 cold.started_at = Some(started);
-                (cold.attempt, cold.timeout, cold.every.is_some(), cold.store)
+                let (recurring, store) = cold
+                    .extra
+                    .as_ref()
+                    .map_or((false, None), |extra| (extra.every.is_some(), extra.store));
+                (cold.attempt, cold.timeout, recurring, store)
             };
             let timed = match timeout {
                 Some(timeout) => {
@@ -614,7 +626,7 @@ impl Inner {
         let handler = {
             let mut cold = record.lock();
             cold.error = Some(error.to_string());
-            cold.on_error.clone()
+            cold.extra.as_ref().and_then(|extra| extra.on_error.clone())
         };
         let decision = match handler {
             None => RetryDecision::Retry,
@@ -631,14 +643,27 @@ impl Inner {
                 }
             },
         };
+        if decision == RetryDecision::Fail {
+            return None;
+        }
         let mut cold = record.lock();
-        let cold = &mut *cold;
+        if cold.extra.is_none() {
+            if self.config.retry.max_retries() == 0 {
+                return None;
+            }
+            // A plain task under a retrying default: its retry state starts now.
+            let started = cold.submitted_at;
+            cold.extra = Some(Box::new(Extra::new(
+                self.config.retry,
+                self.task_rng(id),
+                started,
+            )));
+        }
+        let extra = cold.extra.as_mut().expect("made just above");
         match decision {
             RetryDecision::Fail => None,
-            RetryDecision::Retry => cold.backoff.next_delay(&mut cold.rng),
-            RetryDecision::RetryAfter(delay) => {
-                cold.backoff.next_delay(&mut cold.rng).map(|_| delay)
-            }
+            RetryDecision::Retry => extra.next_retry(),
+            RetryDecision::RetryAfter(delay) => extra.next_retry().map(|_| delay),
         }
     }
 
@@ -646,17 +671,21 @@ impl Inner {
     /// `started` (see [`Every`](super::Every), [`Overlap`] and [`MissedTicks`]).
     fn next_run(&self, record: &Record, started: Instant) -> Next {
         let mut cold = record.lock();
-        let Some(every) = cold.every else {
+        let Cold { extra, runs, .. } = &mut *cold;
+        let Some(extra) = extra.as_deref_mut() else {
             return Next::Done;
         };
-        cold.runs = cold.runs.saturating_add(1);
-        if let Limit::Runs(runs) = every.limit {
-            if cold.runs >= runs {
+        let Some(every) = extra.every else {
+            return Next::Done;
+        };
+        *runs = runs.saturating_add(1);
+        if let Limit::Runs(limit) = every.limit {
+            if *runs >= limit {
                 return Next::Done;
             }
         }
         let end = Instant::now();
-        let (first, tick) = (cold.first_due, cold.tick);
+        let (first, tick) = (extra.first_due, extra.tick);
         // Ticks due by the run's start (missed while it waited) and by its end (come
         // while it ran).
         let by_start = every.ticks_by(first, started).max(tick);
@@ -676,7 +705,7 @@ impl Inner {
                 return Next::Done;
             }
         }
-        cold.tick = next;
+        extra.tick = next;
         if due <= end { Next::Now } else { Next::At(due) }
     }
 
@@ -822,7 +851,8 @@ impl Inner {
         }
         self.history.push(Finished::take(id, state, cold));
         self.budget.release(core::mem::take(&mut cold.charge));
-        cold.on_error = None;
+        // The handler and the schedule go now, not when the slot is next used.
+        cold.extra = None;
         // Rule 4: released under the cold lock.
         self.records
             .release(id)
