@@ -9,8 +9,9 @@
 //! # How a task moves
 //!
 //! A submission takes a slot of a [`SlotTable`](crate::SlotTable) of task records (its
-//! index and generation are the task's [`TaskId`](crate::TaskId)), stores the boxed job in
-//! the record, and pushes the id on a [`PriorityQueue`](crate::PriorityQueue). An idle
+//! index and generation are the task's [`TaskId`](crate::TaskId)), stores the job (the
+//! engine's reference to the task's one allocation, which also holds the handle's
+//! completion) in the record, and pushes the id on a [`PriorityQueue`](crate::PriorityQueue). An idle
 //! worker is woken only if one is registered idle (an atomic count), so a busy manager
 //! does not notify at all. A worker pops an id, wins `Start` on the record's
 //! [`StateCell`](crate::StateCell), takes the job and runs it; it applies the outcome
