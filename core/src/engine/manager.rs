@@ -94,9 +94,10 @@ impl<R: Runtime> Builder<R> {
         }
     }
 
-    /// The memory budget, in MiB (2^20 bytes). Each task is charged while it lives: its
-    /// boxed closure or async closure (`size_of` of it) plus 128 bytes for its
-    /// allocations' bookkeeping; each stored result `size_of` its value plus 96 bytes,
+    /// The memory budget, in MiB (2^20 bytes). Each task is charged while it lives: the
+    /// `size_of` of its one allocation (its closure, an async attempt's future, its
+    /// completion and result slot, and the reference counts) plus 128 bytes for the
+    /// allocator's bookkeeping and rare settings; each stored result `size_of` its value plus 96 bytes,
     /// until it expires. When the budget is spent, submissions fail with
     /// [`SubmitError::BudgetExceeded`] (giving the task back) and results are not stored.
     /// Heap memory a value owns (a `Vec`'s buffer) is not seen by `size_of` and is not
