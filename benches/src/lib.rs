@@ -1,4 +1,18 @@
-//! Shared pieces of errand's benchmarks: the baselines errand is measured against.
+//! Shared pieces of errand's benchmarks: the baselines errand is measured against, and
+//! what the side-by-side comparison runner (`src/bin/compare`) and its plots
+//! (`src/bin/plots.rs`) share.
+//!
+//! - [`MutexHeap`] (below) and [`ChannelPool`]: baselines.
+//! - [`report`]: the runner's JSON-lines format and its statistics (median, percentile).
+//! - [`counting`]: a counting global allocator for allocations and live bytes.
+//! - [`cpu`]: the process's CPU time.
+
+pub mod counting;
+pub mod cpu;
+mod pool;
+pub mod report;
+
+pub use pool::ChannelPool;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
