@@ -82,7 +82,7 @@ mod handoff;
 pub use handoff::{Handoff, Taken};
 
 mod park;
-pub use park::{IdleToken, Notify, Parked, Parking};
+pub use park::{IdleToken, Notify, Parked, Parking, SpinToken};
 
 mod gate;
 pub use gate::{Gate, Pass};

@@ -32,6 +32,21 @@
 //!    there is none (checked the other way round, a push and a stop landing between the
 //!    two reads would let the worker exit past the pushed item; the loom model
 //!    `push_then_stop_runs_the_item` found exactly that).
+//! 5. **One spinner, and it passes wake-ups on.** Before parking, a worker may take the
+//!    single spinning slot ([`Parking::try_spin`]) and poll for work for a short while:
+//!    waking a parked thread costs microseconds, a spinner picks a push up in
+//!    nanoseconds. While the slot is taken, [`notify_work`](Parking::notify_work) does
+//!    not notify; the spinner is responsible for that work instead. It ends its spin with
+//!    [`SpinToken::release`], found work or not: clear the slot, fence, and if work is
+//!    still queued, notify an idle worker. That mirrors rule 3: a producer that saw the
+//!    slot taken had its fence before the release fence, so the releaser sees its push.
+//!    A woken worker looks for work through the slot (spins) before it takes work
+//!    directly, so a release that woke it is passed on again if more remains: one skipped
+//!    notification per push becomes a chain of wake-ups, one per worker needed. The
+//!    producer loads the slot *after* its fence; loaded before, both sides can miss each
+//!    other. The loom models `push_while_spinning_then_parking_wakes_the_worker` and
+//!    `skipped_wakeups_are_passed_on_by_the_spinner` check both ends (the second found a
+//!    worker asleep beside queued work when a spinner that gave up did not pass on).
 //!
 //! # Examples
 //!
@@ -69,6 +84,18 @@
 //! assert!(matches!(parking.park(|| true), Parked::Work));
 //! parking.stop();
 //! assert!(matches!(parking.park(|| false), Parked::Exit));
+//!
+//! // One spinner at a time; while it spins, producers leave the work to it.
+//! let parking = Parking::new(Flag::default());
+//! let spin = parking.try_spin().expect("the slot is free");
+//! assert!(parking.try_spin().is_none());
+//! let Parked::Wait((), idle) = parking.park(|| false) else { unreachable!() };
+//! parking.notify_work();
+//! assert!(!parking.notifier().0.load(Ordering::SeqCst), "the spinner takes it");
+//! // The spinner ends its spin with more work queued: it wakes the idle worker itself.
+//! spin.release(|| true);
+//! assert!(parking.notifier().0.load(Ordering::SeqCst));
+//! drop(idle);
 //! ```
 
 use core::fmt;
@@ -95,11 +122,29 @@ pub trait Notify {
 /// The idle count and stop flag of a worker pool, with the notifier its idle workers wait
 /// on (see the [module docs](self) for the protocol).
 pub struct Parking<N> {
-    /// Workers registered idle (rule 1); a hot word, on its own cache line.
-    idle: CachePadded<AtomicUsize>,
+    /// The words a producer reads on every push, together on their own cache line.
+    words: CachePadded<Words>,
     /// Non-zero once [`stop`](Self::stop) was called.
     stopping: AtomicUsize,
     notify: N,
+}
+
+/// The idle count and the spinning slot: one line, so a producer's look costs one miss.
+struct Words {
+    /// Workers registered idle (rule 1).
+    idle: AtomicUsize,
+    /// 1 while a worker holds the spinning slot (rule 5).
+    spinning: AtomicUsize,
+}
+
+/// The spinning slot, held by the one worker polling for work before it parks (rule 5).
+///
+/// End the spin with [`release`](Self::release). Dropping the token clears the slot
+/// without passing wake-ups on (for unwinding; a worker that does so may leave work
+/// queued while others sleep, until the next push).
+#[must_use = "the slot stays taken until `release` is called"]
+pub struct SpinToken<'a, N: Notify> {
+    parking: &'a Parking<N>,
 }
 
 /// What a worker should do after [`Parking::park`].
@@ -120,42 +165,67 @@ impl<N: Notify> Parking<N> {
     /// A pool with no idle worker, not stopping, waiting on `notify`.
     pub fn new(notify: N) -> Self {
         Self {
-            idle: CachePadded::new(AtomicUsize::new(0)),
+            words: CachePadded::new(Words {
+                idle: AtomicUsize::new(0),
+                spinning: AtomicUsize::new(0),
+            }),
             stopping: AtomicUsize::new(0),
             notify,
         }
     }
 
-    /// Wakes an idle worker, if one is registered, for work just made visible (rule 2).
-    /// Call it after every push.
+    /// Wakes an idle worker, if one is registered and no worker is spinning, for work
+    /// just made visible (rules 2 and 5). Call it after every push.
     #[inline]
     pub fn notify_work(&self) {
-        // Rule 3: pairs with the fence in `park`.
+        // Rule 3: pairs with the fence in `park` (and in `SpinToken::release`).
         fence(Ordering::SeqCst);
-        if self.idle.load(Ordering::Relaxed) > 0 {
+        // Rule 5: the slot is loaded after the fence, never before.
+        if self.words.idle.load(Ordering::Relaxed) > 0
+            && self.words.spinning.load(Ordering::Relaxed) == 0
+        {
             self.notify.notify_one();
         }
+    }
+
+    /// Takes the spinning slot if it is free (rule 5). `None` while another worker
+    /// spins: park instead, two spinners would only fight over the same pushes.
+    #[inline]
+    pub fn try_spin(&self) -> Option<SpinToken<'_, N>> {
+        let spinning = &self.words.spinning;
+        if spinning.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        spinning
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| SpinToken { parking: self })
+    }
+
+    /// Whether a worker holds the spinning slot (a snapshot).
+    pub fn is_spinning(&self) -> bool {
+        self.words.spinning.load(Ordering::Relaxed) != 0
     }
 
     /// Registers the calling worker as idle and re-checks `has_work` and the stop flag
     /// (rule 1). `has_work` must see work whose producer's
     /// [`notify_work`](Self::notify_work) came before this call's fence.
     pub fn park(&self, has_work: impl FnOnce() -> bool) -> Parked<'_, N::Listener> {
-        self.idle.fetch_add(1, Ordering::Relaxed);
+        self.words.idle.fetch_add(1, Ordering::Relaxed);
         let listener = self.notify.listen();
         // Rule 3: pairs with the fence in `notify_work`.
         fence(Ordering::SeqCst);
         // Rule 4: the flag first, so work pushed before a stop we see is seen below.
         let stopping = self.is_stopping();
         if has_work() {
-            self.idle.fetch_sub(1, Ordering::Relaxed);
+            self.words.idle.fetch_sub(1, Ordering::Relaxed);
             return Parked::Work;
         }
         if stopping {
-            self.idle.fetch_sub(1, Ordering::Relaxed);
+            self.words.idle.fetch_sub(1, Ordering::Relaxed);
             return Parked::Exit;
         }
-        Parked::Wait(listener, IdleToken(&self.idle))
+        Parked::Wait(listener, IdleToken(&self.words.idle))
     }
 
     /// Tells every worker to exit once it finds no work, waking the idle ones (rule 4).
@@ -172,12 +242,40 @@ impl<N: Notify> Parking<N> {
 
     /// Workers registered idle right now (a snapshot).
     pub fn idle(&self) -> usize {
-        self.idle.load(Ordering::Relaxed)
+        self.words.idle.load(Ordering::Relaxed)
     }
 
     /// The notifier (to listen on it for something else, or to inspect it).
     pub fn notifier(&self) -> &N {
         &self.notify
+    }
+}
+
+impl<N: Notify> SpinToken<'_, N> {
+    /// Ends the spin (rule 5): gives the slot up and, if `more_work` (called after a
+    /// fence) says work is still queued, wakes an idle worker for it, since producers did
+    /// not while this worker spun. Call it whether the spin found work or not.
+    pub fn release(self, more_work: impl FnOnce() -> bool) {
+        let parking = self.parking;
+        // Dropping clears the slot; the fence orders that clear before the look below.
+        drop(self);
+        fence(Ordering::SeqCst);
+        if more_work() && parking.words.idle.load(Ordering::Relaxed) > 0 {
+            parking.notify.notify_one();
+        }
+    }
+}
+
+impl<N: Notify> Drop for SpinToken<'_, N> {
+    fn drop(&mut self) {
+        // Rule 5: pairs with the producer's fence through the fence in `release`.
+        self.parking.words.spinning.store(0, Ordering::Release);
+    }
+}
+
+impl<N: Notify> fmt::Debug for SpinToken<'_, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpinToken").finish_non_exhaustive()
     }
 }
 
@@ -190,7 +288,11 @@ impl Drop for IdleToken<'_> {
 impl<N> fmt::Debug for Parking<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Parking")
-            .field("idle", &self.idle.load(Ordering::Relaxed))
+            .field("idle", &self.words.idle.load(Ordering::Relaxed))
+            .field(
+                "spinning",
+                &(self.words.spinning.load(Ordering::Relaxed) != 0),
+            )
             .field("stopping", &(self.stopping.load(Ordering::Relaxed) != 0))
             .finish_non_exhaustive()
     }

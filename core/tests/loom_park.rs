@@ -12,23 +12,22 @@ use loom::sync::Arc;
 use loom::thread;
 use support::Bell;
 
-type Queue = InlinePriorityQueue<u8, 1>;
-
-struct Pool {
-    queue: Queue,
+/// A queue of `N` slots per level, a parking, and the loom stand-in for the event.
+struct Pool<const N: usize = 1> {
+    queue: InlinePriorityQueue<u8, N>,
     parking: Parking<Bell>,
 }
 
-fn pool() -> Arc<Pool> {
+fn pool<const N: usize>() -> Arc<Pool<N>> {
     Arc::new(Pool {
-        queue: Queue::new(Mode::Strict),
+        queue: InlinePriorityQueue::new(Mode::Strict),
         parking: Parking::new(Bell::default()),
     })
 }
 
 /// The engine's worker loop: take work, else park (re-checking the queue), until told to
 /// exit or `until` items were taken. Returns the items taken.
-fn work(pool: &Pool, until: usize) -> usize {
+fn work<const N: usize>(pool: &Pool<N>, until: usize) -> usize {
     let mut taken = 0;
     loop {
         if pool.queue.pop().is_some() {
@@ -39,7 +38,9 @@ fn work(pool: &Pool, until: usize) -> usize {
             continue;
         }
         match pool.parking.park(|| !pool.queue.is_empty()) {
-            Parked::Work => {}
+            // Seen work may be a push still in flight (a pop fails until it lands): let
+            // the pusher run, as the real worker's next loop would in time.
+            Parked::Work => thread::yield_now(),
             Parked::Exit => return taken,
             Parked::Wait(listener, token) => {
                 pool.parking.notifier().wait(listener);
@@ -53,7 +54,7 @@ fn work(pool: &Pool, until: usize) -> usize {
 #[test]
 fn push_while_parking_wakes_the_worker() {
     loom::model(|| {
-        let pool = pool();
+        let pool = pool::<1>();
         let worker = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || work(&pool, 1))
@@ -69,7 +70,7 @@ fn push_while_parking_wakes_the_worker() {
 #[test]
 fn stop_while_parking_wakes_the_worker() {
     loom::model(|| {
-        let pool = pool();
+        let pool = pool::<1>();
         let worker = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || work(&pool, usize::MAX))
@@ -85,7 +86,7 @@ fn stop_while_parking_wakes_the_worker() {
 #[test]
 fn push_then_stop_runs_the_item() {
     loom::model(|| {
-        let pool = pool();
+        let pool = pool::<1>();
         let worker = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || work(&pool, usize::MAX))
@@ -94,5 +95,114 @@ fn push_then_stop_runs_the_item() {
         pool.parking.notify_work();
         pool.parking.stop();
         assert_eq!(worker.join().unwrap(), 1);
+    });
+}
+
+/// The engine's worker loop with the single spinner (rule 5), the spin cut to one look
+/// at the queue (loom explores every interleaving of it; a longer spin adds only more of
+/// the same): a worker spins before it parks, and a woken worker spins (looks with the
+/// slot held) before it takes work, so the wake-ups producers skipped are passed on.
+fn spin_then_work<const N: usize>(pool: &Pool<N>, until: usize) -> usize {
+    let mut taken = 0;
+    let mut woken = false;
+    loop {
+        let spun = |taken: &mut usize| {
+            let Some(spin) = pool.parking.try_spin() else {
+                return false;
+            };
+            let found = pool.queue.pop().is_some();
+            spin.release(|| !pool.queue.is_empty());
+            *taken += usize::from(found);
+            if !found {
+                // A real spin lasts a while: others move on meanwhile.
+                thread::yield_now();
+            }
+            found
+        };
+        let found = if woken {
+            spun(&mut taken)
+                || pool.queue.pop().is_some_and(|_| {
+                    taken += 1;
+                    true
+                })
+        } else {
+            pool.queue.pop().is_some_and(|_| {
+                taken += 1;
+                true
+            }) || spun(&mut taken)
+        };
+        woken = false;
+        if found {
+            if taken == until {
+                return taken;
+            }
+            continue;
+        }
+        match pool.parking.park(|| !pool.queue.is_empty()) {
+            // Seen work may be a push still in flight (a pop fails until it lands): let
+            // the pusher run, as the real worker's next loop would in time.
+            Parked::Work => thread::yield_now(),
+            Parked::Exit => return taken,
+            Parked::Wait(listener, token) => {
+                pool.parking.notifier().wait(listener);
+                drop(token);
+                woken = true;
+            }
+        }
+    }
+}
+
+/// One worker spinning then parking while one producer pushes and skips its notify if it
+/// sees the spinner: the worker always gets the item.
+#[test]
+fn push_while_spinning_then_parking_wakes_the_worker() {
+    loom::model(|| {
+        let pool = pool::<1>();
+        let worker = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || spin_then_work(&pool, 1))
+        };
+        pool.queue.push(7, Priority::NORMAL).unwrap();
+        pool.parking.notify_work();
+        assert_eq!(worker.join().unwrap(), 1);
+        assert_eq!(pool.parking.idle(), 0);
+        assert!(!pool.parking.is_spinning());
+    });
+}
+
+/// Two pushes, two workers that each take one item and return. When the producer skipped
+/// its notifies because it saw a spinner, the spinner passes the wake-up on when it gives
+/// the slot up (rule 5), so no item waits while a worker sleeps.
+#[test]
+fn skipped_wakeups_are_passed_on_by_the_spinner() {
+    // Three threads around the mutex-and-condvar event: an execution where pops wait out
+    // an in-flight push (yielding) takes more than loom's default 1000 branches, and at
+    // two preemptions the search outgrows any branch limit we tried, so this model runs
+    // at one. One is enough for the bug it guards against: with the give-up path
+    // clearing the slot without passing the wake-up on, it deadlocks at once (checked by
+    // hand). It has two workers; the chain of wake-ups (a woken worker spins first, rule
+    // 5) needs three and is argued in the rule, not modelled.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(1);
+    model.max_branches = 200_000;
+    model.check(|| {
+        let pool = pool::<2>();
+        let other = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || spin_then_work(&pool, 1))
+        };
+        let producer = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                for item in 0..2 {
+                    pool.queue.push(item, Priority::NORMAL).unwrap();
+                    pool.parking.notify_work();
+                }
+            })
+        };
+        assert_eq!(spin_then_work(&pool, 1), 1);
+        assert_eq!(other.join().unwrap(), 1);
+        producer.join().unwrap();
+        assert!(pool.queue.is_empty());
     });
 }

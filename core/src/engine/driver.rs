@@ -3,11 +3,12 @@
 
 use std::boxed::Box;
 use std::future::Future;
+use std::hint;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
 
@@ -57,7 +58,7 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
 /// ```
 /// use std::future::Future;
 /// use std::pin::Pin;
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use errand_core::engine::{AsyncRuntime, Driver, Runtime};
 ///
 /// /// A toy runtime: one OS thread per driver, each driving its async loop itself, and a
@@ -147,8 +148,16 @@ impl<R: Runtime> Driver<R> {
             }
             return;
         }
+        let mut woken = false;
         loop {
-            if let Some(mut claimed) = inner.claim() {
+            // Parking rule 5: a woken worker looks through the spinning slot first.
+            let claimed = if woken {
+                spin_blocking(inner).or_else(|| inner.claim())
+            } else {
+                inner.claim().or_else(|| spin_blocking(inner))
+            };
+            woken = false;
+            if let Some(mut claimed) = claimed {
                 let outcome = run_here(inner, &mut claimed);
                 inner.finish(claimed, outcome);
                 continue;
@@ -159,6 +168,7 @@ impl<R: Runtime> Driver<R> {
                 Parked::Wait(listener, token) => {
                     listener.wait();
                     drop(token);
+                    woken = true;
                 }
             }
         }
@@ -204,8 +214,22 @@ impl<R: AsyncRuntime> Driver<R> {
             }
             return;
         }
+        let mut woken = false;
         loop {
-            if let Some(claimed) = inner.claim() {
+            // Parking rule 5: a woken worker looks through the spinning slot first.
+            let claimed = if woken {
+                match spin_async(inner).await {
+                    Some(claimed) => Some(claimed),
+                    None => inner.claim(),
+                }
+            } else {
+                match inner.claim() {
+                    Some(claimed) => Some(claimed),
+                    None => spin_async(inner).await,
+                }
+            };
+            woken = false;
+            if let Some(claimed) = claimed {
                 run_async(inner, &self.runtime, claimed).await;
                 continue;
             }
@@ -215,10 +239,79 @@ impl<R: AsyncRuntime> Driver<R> {
                 Parked::Wait(listener, token) => {
                     listener.await;
                     drop(token);
+                    woken = true;
                 }
             }
         }
     }
+}
+
+/// How long a worker that ran out of work polls for more before it parks (parking rule
+/// 5). Waking a parked worker costs a futex wake plus a reschedule, tens of µs on the
+/// 2-core machine of BENCHMARKS.md; a spinner picks a push up within one poll round. Only
+/// one worker spins at a time, so an idle pool burns at most one core for this long after
+/// its last task, then sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Queue polls between two checks of the clock (and yields) while spinning.
+const SPIN_ROUND: u32 = 32;
+
+/// Spins for work on this thread (parking rule 5), yielding the thread between rounds.
+/// `None` if another worker holds the slot (it is responsible for the queued work), or
+/// nothing came within [`SPIN`]: park next.
+fn spin_blocking(inner: &Arc<Inner>) -> Option<Claimed> {
+    let token = inner.try_spin()?;
+    let start = Instant::now();
+    loop {
+        let claimed = poll_round(inner);
+        if claimed.is_some() || inner.is_stopping() || start.elapsed() >= SPIN {
+            // Rule 5: pass on the wake-ups producers skipped while this worker spun.
+            token.release(|| inner.has_work());
+            return claimed;
+        }
+        thread::yield_now();
+    }
+}
+
+/// [`spin_blocking`] for a worker future: it yields to its executor between rounds, so
+/// tasks sharing the executor thread still run while it spins.
+async fn spin_async(inner: &Arc<Inner>) -> Option<Claimed> {
+    let token = inner.try_spin()?;
+    let start = Instant::now();
+    loop {
+        let claimed = poll_round(inner);
+        if claimed.is_some() || inner.is_stopping() || start.elapsed() >= SPIN {
+            // Rule 5: pass on the wake-ups producers skipped while this worker spun.
+            token.release(|| inner.has_work());
+            return claimed;
+        }
+        yield_now().await;
+    }
+}
+
+/// Up to [`SPIN_ROUND`] looks at the queue (a load each), then a claim if one saw work.
+fn poll_round(inner: &Arc<Inner>) -> Option<Claimed> {
+    for _ in 0..SPIN_ROUND {
+        if inner.has_work() {
+            return inner.claim();
+        }
+        hint::spin_loop();
+    }
+    None
+}
+
+/// Returns `Pending` once, waking itself: the executor runs its other ready tasks first.
+fn yield_now() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
 }
 
 /// Runs one attempt on the current thread: a blocking job directly, an async job by

@@ -28,7 +28,7 @@ use super::spec::{Limit, MissedTicks, Overlap, Spec, Start, Store};
 use crate::{
     BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Gate, Histogram, Level, MemoryBudget,
     Mode, Notify, Parked, Parking, Priority, Reservation, RetryDecision, RetryPolicy, Settle,
-    SlotTable, SplitMix64, State, TaskId, TimerEntry, TimerWheel,
+    SlotTable, SpinToken, SplitMix64, State, TaskId, TimerEntry, TimerWheel,
 };
 
 /// Bytes a task is charged beyond its one allocation's size (the job, its completion and
@@ -870,6 +870,21 @@ impl Inner {
     /// Registers an idle worker and re-checks the queue (parking rule 1).
     pub(crate) fn idle_listener(&self) -> Parked<'_, EventListener> {
         self.parking.park(|| !self.queue.is_empty())
+    }
+
+    /// Takes the spinning slot, if free (parking rule 5).
+    pub(crate) fn try_spin(&self) -> Option<SpinToken<'_, Event>> {
+        self.parking.try_spin()
+    }
+
+    /// Whether the queue holds anything (a snapshot, for a spinning worker).
+    pub(crate) fn has_work(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Whether shutdown told the workers to exit once the queue is empty.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.parking.is_stopping()
     }
 
     // ----- the timer driver ---------------------------------------------------------
