@@ -4,8 +4,8 @@
 //! The job cell is a [`Handoff`]: its rules (and the engine's rules 2-3 in the
 //! [engine docs](super)) decide who may touch it.
 
+use core::num::NonZeroU64;
 use std::borrow::Cow;
-use std::string::String;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use atomic_waker::AtomicWaker;
 use event_listener::Event;
 
 use super::job::JobRef;
+use super::snapshot::Stamp;
 use super::spec::{ErrorHandler, Every, Store};
 use crate::{Backoff, RetryPolicy, SplitMix64};
 use std::boxed::Box;
@@ -72,14 +73,15 @@ pub(crate) struct Cold {
     /// Runs that ended successfully (for a recurring task).
     pub(crate) runs: u32,
     pub(crate) progress: f64,
-    pub(crate) message: Option<String>,
-    pub(crate) submitted_at: Instant,
-    pub(crate) started_at: Option<Instant>,
-    pub(crate) finished_at: Option<Instant>,
+    pub(crate) message: Option<Box<str>>,
+    pub(crate) submitted_at: Stamp,
+    pub(crate) started_at: Option<Stamp>,
+    pub(crate) finished_at: Option<Stamp>,
     /// The last attempt's error, as text.
-    pub(crate) error: Option<String>,
-    /// Each attempt's time limit.
-    pub(crate) timeout: Option<Duration>,
+    pub(crate) error: Option<Box<str>>,
+    /// Each attempt's time limit in nanoseconds (never zero: submit refuses a zero
+    /// timeout), 8 bytes where `Option<Duration>` takes 16; see [`Cold::timeout`].
+    pub(crate) timeout_ns: Option<NonZeroU64>,
     /// Bytes the task holds from the memory budget (a detached reservation); given back
     /// when the slot is released.
     pub(crate) charge: usize,
@@ -128,8 +130,20 @@ impl Extra {
 }
 
 impl Cold {
+    /// Each attempt's time limit.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout_ns
+            .map(|nanos| Duration::from_nanos(nanos.get()))
+    }
+
+    /// Sets each attempt's time limit (saturating at 584 years; zero means none).
+    pub(crate) fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout_ns = timeout
+            .and_then(|limit| NonZeroU64::new(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)));
+    }
+
     /// Cold data of a task submitted at `now`, with every setting at its default.
-    pub(crate) fn empty(now: Instant) -> Self {
+    pub(crate) fn empty(now: Stamp) -> Self {
         Self {
             label: None,
             priority: Priority::NORMAL,
@@ -141,7 +155,7 @@ impl Cold {
             started_at: None,
             finished_at: None,
             error: None,
-            timeout: None,
+            timeout_ns: None,
             charge: 0,
             extra: None,
         }
@@ -165,7 +179,7 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    pub(crate) fn new(now: Instant) -> Self {
+    pub(crate) fn new(now: Stamp) -> Self {
         Self {
             // A never-used slot looks like an ended task: no event applies to it (rule 2).
             state: Handoff::new(),
@@ -190,5 +204,29 @@ impl Record {
         self.priority.store(priority.0, Ordering::Relaxed);
         fill(&mut self.lock());
         self.signal.reset();
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::{Cold, Record};
+
+    /// Every slot of the table is preallocated for the manager's capacity, so these sizes
+    /// are paid per task even before it is submitted (BENCHMARKS.md, memory per queued
+    /// task). A field that grows them should be a deliberate choice: move rare data to
+    /// `Extra` instead.
+    #[test]
+    fn slot_sizes_stay_put() {
+        std::println!(
+            "Cold {} B, Record {} B",
+            size_of::<Cold>(),
+            size_of::<Record>()
+        );
+        assert!(size_of::<Cold>() <= 128, "Cold is {} B", size_of::<Cold>());
+        assert!(
+            size_of::<Record>() <= 216,
+            "Record is {} B",
+            size_of::<Record>()
+        );
     }
 }

@@ -215,7 +215,7 @@ impl Inner {
         let clock = Clock::new();
         let capacity = config.capacity;
         Self {
-            records: SlotTable::with_capacity(capacity, |_| Record::new(clock.epoch)),
+            records: SlotTable::with_capacity(capacity, |_| Record::new(clock.stamp(clock.epoch))),
             queue: BoxedPriorityQueue::with_capacity(capacity, config.mode),
             parking: Parking::new(Event::new()),
             timers: Mutex::new(Timers {
@@ -416,12 +416,12 @@ impl Inner {
             *cold = Cold {
                 label: spec.label,
                 priority,
-                timeout: spec.timeout.or(self.config.timeout),
                 // Given back by `finalize`, through the budget this engine owns.
                 charge: charge.detach(),
                 extra,
-                ..Cold::empty(now)
+                ..Cold::empty(self.clock.stamp(now))
             };
+            cold.set_timeout(spec.timeout.or(self.config.timeout));
         });
         // Settle rule 1: counted before it is published.
         self.unfinished.add();
@@ -503,12 +503,12 @@ impl Inner {
             let (attempt, timeout, recurring, store) = {
                 let mut cold = record.lock();
                 cold.attempt += 1;
-                cold.started_at = Some(started);
+                cold.started_at = Some(self.clock.stamp(started));
                 let (recurring, store) = cold
                     .extra
                     .as_ref()
                     .map_or((false, None), |extra| (extra.every.is_some(), extra.store));
-                (cold.attempt, cold.timeout, recurring, store)
+                (cold.attempt, cold.timeout(), recurring, store)
             };
             let timed = match timeout {
                 Some(timeout) => {
@@ -625,7 +625,7 @@ impl Inner {
     ) -> Option<Duration> {
         let handler = {
             let mut cold = record.lock();
-            cold.error = Some(error.to_string());
+            cold.error = Some(error.to_string().into());
             cold.extra.as_ref().and_then(|extra| extra.on_error.clone())
         };
         let decision = match handler {
@@ -636,9 +636,8 @@ impl Inner {
                 Err(payload) => {
                     self.stats.panicked.inc();
                     let message = panic_text(&*payload);
-                    record.lock().error = Some(std::format!(
-                        "{error}; the error handler panicked: {message}"
-                    ));
+                    record.lock().error =
+                        Some(std::format!("{error}; the error handler panicked: {message}").into());
                     RetryDecision::Fail
                 }
             },
@@ -652,7 +651,7 @@ impl Inner {
                 return None;
             }
             // A plain task under a retrying default: its retry state starts now.
-            let started = cold.submitted_at;
+            let started = self.clock.instant(cold.submitted_at);
             cold.extra = Some(Box::new(Extra::new(
                 self.config.retry,
                 self.task_rng(id),
@@ -796,7 +795,7 @@ impl Inner {
                     let mut cold = record.lock();
                     if let Err(error) = &result {
                         if cold.error.is_none() {
-                            cold.error = Some(error.to_string());
+                            cold.error = Some(error.to_string().into());
                         }
                     }
                     self.finalize_locked(id, record, &mut cold);
@@ -847,7 +846,7 @@ impl Inner {
         let state = record.state.load();
         debug_assert!(state.is_terminal());
         if cold.finished_at.is_none() {
-            cold.finished_at = Some(Instant::now());
+            cold.finished_at = Some(self.clock.now());
         }
         self.history.push(Finished::take(id, state, cold));
         self.budget.release(core::mem::take(&mut cold.charge));
@@ -978,7 +977,7 @@ impl Inner {
             drop(cold);
             record.signal.raise();
         } else {
-            cold.finished_at = Some(Instant::now());
+            cold.finished_at = Some(self.clock.now());
             // Rule 3: winning `Cancel` from a waiting state handed us the job.
             let job = step.value;
             if from != State::Queued {
@@ -1047,7 +1046,7 @@ impl Inner {
             return false;
         }
         cold.progress = percent;
-        cold.message = message;
+        cold.message = message.map(String::into_boxed_str);
         true
     }
 
