@@ -493,9 +493,12 @@ impl Inner {
                 continue;
             };
             let started = Instant::now();
+            // One clock reading for the dispatch latency and the start stamp.
+            let started_stamp = self.clock.stamp(started);
             if self.config.profiling {
                 let ready = record.ready_at.load(Ordering::Relaxed);
-                self.stats.dispatch[level.index()].record(self.now_ns().saturating_sub(ready));
+                let now_ns = started_stamp.nanos();
+                self.stats.dispatch[level.index()].record(now_ns.saturating_sub(ready));
             }
             let job = taken.value.expect("a queued task has its job");
             // The attempt's one look at the cold data: what its end will need is copied out
@@ -503,7 +506,7 @@ impl Inner {
             let (attempt, timeout, recurring, store) = {
                 let mut cold = record.lock();
                 cold.attempt += 1;
-                cold.started_at = Some(self.clock.stamp(started));
+                cold.started_at = Some(started_stamp);
                 let (recurring, store) = cold
                     .extra
                     .as_ref()

@@ -52,6 +52,13 @@ pub struct TaskInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(NonZeroU64);
 
+impl Stamp {
+    /// Nanoseconds since the epoch.
+    pub(crate) fn nanos(self) -> u64 {
+        self.0.get() - 1
+    }
+}
+
 /// Converts the engine's `Instant`s to wall-clock times.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
