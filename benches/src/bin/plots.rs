@@ -314,9 +314,10 @@ impl Bars {
         let (min, max) = values.fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (y0, y1) = if self.log {
             let lo = min.max(f64::MIN_POSITIVE).log10().floor();
-            (lo, max.log10().ceil() + 0.3)
+            // A decade of headroom: the legend sits above the tallest bar.
+            (lo, max.log10().ceil() + 1.0)
         } else {
-            (0.0, max * 1.2)
+            (0.0, max * 1.4)
         };
         let y = |v: f64| if self.log { v.log10() } else { v };
         let n = self.groups.len();
