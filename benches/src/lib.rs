@@ -2,16 +2,18 @@
 //! what the side-by-side comparison runner (`src/bin/compare`) and its plots
 //! (`src/bin/plots.rs`) share.
 //!
-//! - [`MutexHeap`] (below) and [`ChannelPool`]: baselines.
+//! - [`MutexHeap`] (below), [`ChannelPool`] and [`ExecutorPool`]: baselines.
 //! - [`report`]: the runner's JSON-lines format and its statistics (median, percentile).
 //! - [`counting`]: a counting global allocator for allocations and live bytes.
 //! - [`cpu`]: the process's CPU time.
 
 pub mod counting;
 pub mod cpu;
+mod executor;
 mod pool;
 pub mod report;
 
+pub use executor::ExecutorPool;
 pub use pool::ChannelPool;
 
 use std::cmp::{Ordering, Reverse};

@@ -183,7 +183,8 @@ impl RetryPolicy {
     /// The base delay of retry `retry` (the first retry is 1), in nanoseconds, before
     /// jitter: `min(cap, initial × multiplier^(retry-1))`. Retry 0 has no delay.
     ///
-    /// Computed by square-and-multiply in fixed point: `O(log retry)`, saturating.
+    /// Computed by square-and-multiply in fixed point: `O(log retry)`, saturating; a
+    /// power-of-two multiplier (such as the default 2.0) takes an exact shift instead.
     ///
     /// # Examples
     ///
@@ -202,9 +203,32 @@ impl RetryPolicy {
     /// ```
     #[must_use]
     pub fn base_delay_ns(&self, retry: u32) -> u64 {
-        if retry == 0 {
+        if retry == 0 || self.initial_ns == 0 {
             return 0;
         }
+        if let Some(bits) = self.shift_per_retry() {
+            // A power-of-two multiplier (2.0 is the default) is a shift, and exact: the
+            // same value as the general path below, in a few instructions.
+            let shift = u64::from(bits) * u64::from(retry - 1);
+            let fits = shift <= u64::from(self.initial_ns.leading_zeros());
+            let delay = if fits {
+                self.initial_ns << shift
+            } else {
+                u64::MAX
+            };
+            return delay.min(self.max_delay_ns);
+        }
+        self.base_delay_general(retry)
+    }
+
+    /// `log2(multiplier)` when the multiplier is a power of two (1, 2, 4, …).
+    fn shift_per_retry(&self) -> Option<u32> {
+        let m = self.multiplier_fx;
+        (m.is_power_of_two() && u128::from(m) >= FX_ONE).then(|| m.trailing_zeros() - 32)
+    }
+
+    /// [`base_delay_ns`](Self::base_delay_ns) for any multiplier, by square-and-multiply.
+    fn base_delay_general(&self, retry: u32) -> u64 {
         let factor = pow_fx(u128::from(self.multiplier_fx), retry - 1);
         let scaled = u128::from(self.initial_ns).saturating_mul(factor) >> 32;
         u64::try_from(scaled)
@@ -587,6 +611,41 @@ mod tests {
         fn next_u64(&mut self) -> u64 {
             self.0
         }
+    }
+
+    /// The shift taken for power-of-two multipliers gives exactly what square-and-multiply
+    /// gives, saturation and cap included.
+    #[test]
+    fn power_of_two_shift_matches_the_general_path() {
+        let initials = [1, 7, 100_000_000, 1 << 40, u64::MAX / 3, u64::MAX];
+        let retries = (1..=70).chain([100, 1_000, u32::MAX - 1, u32::MAX]);
+        let retries: std::vec::Vec<u32> = retries.collect();
+        for bits in 0..=16_u32 {
+            for initial_ns in initials {
+                for max_delay_ns in [initial_ns, initial_ns.saturating_mul(1000), u64::MAX] {
+                    let policy = RetryPolicy {
+                        max_retries: 3,
+                        initial_ns,
+                        multiplier_fx: (FX_ONE as u64) << bits,
+                        max_delay_ns,
+                        jitter: Jitter::None,
+                    };
+                    assert_eq!(policy.shift_per_retry(), Some(bits));
+                    for &retry in &retries {
+                        assert_eq!(
+                            policy.base_delay_ns(retry),
+                            policy.base_delay_general(retry),
+                            "2^{bits}, initial {initial_ns}, cap {max_delay_ns}, retry {retry}"
+                        );
+                    }
+                }
+            }
+        }
+        let non_power = RetryPolicy {
+            multiplier_fx: 3 << 31,
+            ..policy(Jitter::None)
+        };
+        assert_eq!(non_power.shift_per_retry(), None);
     }
 
     fn policy(jitter: Jitter) -> RetryPolicy {

@@ -8,8 +8,8 @@ use errand_benches::report::{Line, Unit, median, percentile};
 use errand_core::Priority;
 
 use crate::adapters::{Adapter, SmolAdapter, ThreadsAdapter, TokioAdapter, WORKERS, finish};
-use crate::baselines::SmolExecutor;
 use crate::{Runner, interleave};
+use errand_benches::ExecutorPool;
 
 /// Sleep between samples: the previous task has finished and the workers park.
 const GAP: Duration = Duration::from_micros(500);
@@ -109,7 +109,7 @@ pub(crate) fn smol(runner: &mut Runner, adapter: &SmolAdapter) {
         return;
     }
     let manager = adapter.manager(16);
-    let executor = SmolExecutor::new();
+    let executor = ExecutorPool::new(WORKERS);
     run(
         runner,
         "smol",
@@ -122,7 +122,7 @@ pub(crate) fn smol(runner: &mut Runner, adapter: &SmolAdapter) {
         },
         || {
             let before = Instant::now();
-            let task = executor.executor.spawn(async { Instant::now() });
+            let task = executor.executor().spawn(async { Instant::now() });
             smol::block_on(task) - before
         },
     );

@@ -56,7 +56,6 @@
 
 mod adapters;
 mod backlog;
-mod baselines;
 mod latency;
 mod memory;
 mod throughput;

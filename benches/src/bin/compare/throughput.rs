@@ -11,8 +11,8 @@ use errand_core::Priority;
 use errand_core::engine::Manager;
 
 use crate::adapters::{Adapter, PATIENCE, SmolAdapter, ThreadsAdapter, TokioAdapter, WORKERS};
-use crate::baselines::SmolExecutor;
 use crate::{Runner, interleave, suffix};
+use errand_benches::ExecutorPool;
 
 /// The two sides of one adapter's throughput case: each runs `n` tasks and returns the
 /// wall time.
@@ -123,7 +123,7 @@ pub(crate) fn tokio(runner: &mut Runner, adapter: &TokioAdapter) {
 struct SmolSides<'a> {
     adapter: &'a SmolAdapter,
     manager: Manager<errand_smol::Smol>,
-    executor: SmolExecutor,
+    executor: ExecutorPool,
 }
 
 impl Sides for SmolSides<'_> {
@@ -143,7 +143,7 @@ impl Sides for SmolSides<'_> {
     fn baseline(&self, n: usize) -> Duration {
         let start = Instant::now();
         let tasks: Vec<_> = (0..n)
-            .map(|_| self.executor.executor.spawn(async {}))
+            .map(|_| self.executor.executor().spawn(async {}))
             .collect();
         smol::block_on(async {
             for task in tasks {
@@ -162,7 +162,7 @@ pub(crate) fn smol(runner: &mut Runner, adapter: &SmolAdapter) {
     let sides = SmolSides {
         adapter,
         manager: manager_for(adapter, runner),
-        executor: SmolExecutor::new(),
+        executor: ExecutorPool::new(WORKERS),
     };
     run(
         runner,
