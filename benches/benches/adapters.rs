@@ -14,6 +14,7 @@
 //!
 //! `cargo bench -p errand-benches --bench adapters -- adapters/submit_batch`
 
+use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,15 @@ fn noop_async() -> Task<impl Job<Output = ()>> {
     Task::new_async(|_ctx: Context| async { Ok::<_, BoxError>(()) })
 }
 
+/// Times `iters` round trips, each awaiting `one()` before the next starts.
+async fn round_trips<F: Future<Output = ()>>(iters: u64, mut one: impl FnMut() -> F) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        one().await;
+    }
+    start.elapsed()
+}
+
 fn submit_complete(c: &mut Criterion) {
     let mut group = c.benchmark_group("adapters/submit_complete");
     group.warm_up_time(Duration::from_secs(1));
@@ -57,28 +67,20 @@ fn submit_complete(c: &mut Criterion) {
         let errand = runtime.block_on(async { manager(errand_tokio::builder()) });
         group.bench_function("errand_tokio", |b| {
             b.iter_custom(|iters| {
-                runtime.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        errand
-                            .submit(noop_async())
-                            .expect("submitted")
-                            .await
-                            .unwrap();
-                    }
-                    start.elapsed()
-                })
+                runtime.block_on(round_trips(iters, || async {
+                    errand
+                        .submit(noop_async())
+                        .expect("submitted")
+                        .await
+                        .unwrap();
+                }))
             });
         });
         group.bench_function("tokio_spawn", |b| {
             b.iter_custom(|iters| {
-                runtime.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        tokio::spawn(async {}).await.unwrap();
-                    }
-                    start.elapsed()
-                })
+                runtime.block_on(round_trips(iters, || async {
+                    tokio::spawn(async {}).await.unwrap();
+                }))
             });
         });
     }
@@ -86,29 +88,19 @@ fn submit_complete(c: &mut Criterion) {
     let errand = manager(errand_smol::builder());
     group.bench_function("errand_smol", |b| {
         b.iter_custom(|iters| {
-            smol::block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    errand
-                        .submit(noop_async())
-                        .expect("submitted")
-                        .await
-                        .unwrap();
-                }
-                start.elapsed()
-            })
+            smol::block_on(round_trips(iters, || async {
+                errand
+                    .submit(noop_async())
+                    .expect("submitted")
+                    .await
+                    .unwrap();
+            }))
         });
     });
     let executor = ExecutorPool::new(WORKERS);
     group.bench_function("async_executor", |b| {
         b.iter_custom(|iters| {
-            smol::block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    executor.executor().spawn(async {}).await;
-                }
-                start.elapsed()
-            })
+            smol::block_on(round_trips(iters, || executor.executor().spawn(async {})))
         });
     });
 

@@ -25,13 +25,56 @@ fn pool<const N: usize>() -> Arc<Pool<N>> {
     })
 }
 
-/// The engine's worker loop: take work, else park (re-checking the queue), until told to
-/// exit or `until` items were taken. Returns the items taken.
+/// The engine's worker loop without the spinner: take work, else park (re-checking the
+/// queue), until told to exit or `until` items were taken. Returns the items taken.
 fn work<const N: usize>(pool: &Pool<N>, until: usize) -> usize {
+    worker(pool, until, false)
+}
+
+/// The engine's worker loop with the single spinner (rule 5).
+fn spin_then_work<const N: usize>(pool: &Pool<N>, until: usize) -> usize {
+    worker(pool, until, true)
+}
+
+/// The engine's worker loop, with the spinner if `spins`: take work, else spin, else
+/// park, until told to exit or `until` items were taken; returns the items taken. The
+/// spin is cut to one look at the queue (loom explores every interleaving of it; a longer
+/// spin adds only more of the same). A woken worker spins (looks with the slot held)
+/// before it takes work, so the wake-ups producers skipped are passed on.
+fn worker<const N: usize>(pool: &Pool<N>, until: usize, spins: bool) -> usize {
     let mut taken = 0;
+    let mut woken = false;
     loop {
-        if pool.queue.pop().is_some() {
-            taken += 1;
+        let spun = |taken: &mut usize| {
+            if !spins {
+                return false;
+            }
+            let Some(spin) = pool.parking.try_spin() else {
+                return false;
+            };
+            let found = pool.queue.pop().is_some();
+            spin.release(|| !pool.queue.is_empty());
+            *taken += usize::from(found);
+            if !found {
+                // A real spin lasts a while: others move on meanwhile.
+                thread::yield_now();
+            }
+            found
+        };
+        let found = if woken {
+            spun(&mut taken)
+                || pool.queue.pop().is_some_and(|_| {
+                    taken += 1;
+                    true
+                })
+        } else {
+            pool.queue.pop().is_some_and(|_| {
+                taken += 1;
+                true
+            }) || spun(&mut taken)
+        };
+        woken = false;
+        if found {
             if taken == until {
                 return taken;
             }
@@ -45,6 +88,7 @@ fn work<const N: usize>(pool: &Pool<N>, until: usize) -> usize {
             Parked::Wait(listener, token) => {
                 pool.parking.notifier().wait(listener);
                 drop(token);
+                woken = true;
             }
         }
     }
@@ -96,60 +140,6 @@ fn push_then_stop_runs_the_item() {
         pool.parking.stop();
         assert_eq!(worker.join().unwrap(), 1);
     });
-}
-
-/// The engine's worker loop with the single spinner (rule 5), the spin cut to one look
-/// at the queue (loom explores every interleaving of it; a longer spin adds only more of
-/// the same): a worker spins before it parks, and a woken worker spins (looks with the
-/// slot held) before it takes work, so the wake-ups producers skipped are passed on.
-fn spin_then_work<const N: usize>(pool: &Pool<N>, until: usize) -> usize {
-    let mut taken = 0;
-    let mut woken = false;
-    loop {
-        let spun = |taken: &mut usize| {
-            let Some(spin) = pool.parking.try_spin() else {
-                return false;
-            };
-            let found = pool.queue.pop().is_some();
-            spin.release(|| !pool.queue.is_empty());
-            *taken += usize::from(found);
-            if !found {
-                // A real spin lasts a while: others move on meanwhile.
-                thread::yield_now();
-            }
-            found
-        };
-        let found = if woken {
-            spun(&mut taken)
-                || pool.queue.pop().is_some_and(|_| {
-                    taken += 1;
-                    true
-                })
-        } else {
-            pool.queue.pop().is_some_and(|_| {
-                taken += 1;
-                true
-            }) || spun(&mut taken)
-        };
-        woken = false;
-        if found {
-            if taken == until {
-                return taken;
-            }
-            continue;
-        }
-        match pool.parking.park(|| !pool.queue.is_empty()) {
-            // Seen work may be a push still in flight (a pop fails until it lands): let
-            // the pusher run, as the real worker's next loop would in time.
-            Parked::Work => thread::yield_now(),
-            Parked::Exit => return taken,
-            Parked::Wait(listener, token) => {
-                pool.parking.notifier().wait(listener);
-                drop(token);
-                woken = true;
-            }
-        }
-    }
 }
 
 /// One worker spinning then parking while one producer pushes and skips its notify if it

@@ -256,10 +256,13 @@ const SPIN: Duration = Duration::from_micros(50);
 /// Queue polls between two checks of the clock (and yields) while spinning.
 const SPIN_ROUND: u32 = 32;
 
-/// Spins for work on this thread (parking rule 5), yielding the thread between rounds.
-/// `None` if another worker holds the slot (it is responsible for the queued work), or
-/// nothing came within [`SPIN`]: park next.
-fn spin_blocking(inner: &Arc<Inner>) -> Option<Claimed> {
+/// Spins for work (parking rule 5), calling `pause` between rounds. `None` if another
+/// worker holds the slot (it is responsible for the queued work), or nothing came within
+/// [`SPIN`]: park next.
+async fn spin<P: Future<Output = ()>>(
+    inner: &Arc<Inner>,
+    mut pause: impl FnMut() -> P,
+) -> Option<Claimed> {
     let token = inner.try_spin()?;
     let start = Instant::now();
     loop {
@@ -269,24 +272,23 @@ fn spin_blocking(inner: &Arc<Inner>) -> Option<Claimed> {
             token.release(|| inner.has_work());
             return claimed;
         }
-        thread::yield_now();
+        pause().await;
     }
 }
 
-/// [`spin_blocking`] for a worker future: it yields to its executor between rounds, so
-/// tasks sharing the executor thread still run while it spins.
+/// [`spin`] on this thread, yielding the thread between rounds (the future never waits,
+/// so `block_on` never parks).
+fn spin_blocking(inner: &Arc<Inner>) -> Option<Claimed> {
+    block_on(spin(inner, || {
+        thread::yield_now();
+        std::future::ready(())
+    }))
+}
+
+/// [`spin`] in a worker future: it yields to its executor between rounds, so tasks
+/// sharing the executor thread still run while it spins.
 async fn spin_async(inner: &Arc<Inner>) -> Option<Claimed> {
-    let token = inner.try_spin()?;
-    let start = Instant::now();
-    loop {
-        let claimed = poll_round(inner);
-        if claimed.is_some() || inner.is_stopping() || start.elapsed() >= SPIN {
-            // Rule 5: pass on the wake-ups producers skipped while this worker spun.
-            token.release(|| inner.has_work());
-            return claimed;
-        }
-        yield_now().await;
-    }
+    spin(inner, yield_now).await
 }
 
 /// Up to [`SPIN_ROUND`] looks at the queue (a load each), then a claim if one saw work.
