@@ -216,11 +216,18 @@ impl core::error::Error for StaleId {}
 /// ```
 pub struct SlotTable<T, S: Storage<Entry<T>>> {
     entries: S,
-    /// Free-list head: index of the first free slot (or `NIL`) and the ABA tag (rule 4).
-    head: CachePadded<AtomicUsize>,
-    /// Slots in use, updated after each acquire and release.
-    len: CachePadded<AtomicUsize>,
+    /// The free list and the count, on one line of their own: every acquire and release
+    /// writes both, so one line moves between threads per operation, not two.
+    words: CachePadded<Words>,
     _value: PhantomData<T>,
+}
+
+/// The words a [`SlotTable`] shares between threads.
+struct Words {
+    /// Free-list head: index of the first free slot (or `NIL`) and the ABA tag (rule 4).
+    head: AtomicUsize,
+    /// Slots in use, updated after each acquire and release.
+    len: AtomicUsize,
 }
 
 impl<T, const N: usize> SlotTable<T, [Entry<T>; N]> {
@@ -272,8 +279,10 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
         let first = if entries.cells().is_empty() { NIL } else { 0 };
         Self {
             entries,
-            head: CachePadded::new(AtomicUsize::new(pack(first, 0))),
-            len: CachePadded::new(AtomicUsize::new(0)),
+            words: CachePadded::new(Words {
+                head: AtomicUsize::new(pack(first, 0)),
+                len: AtomicUsize::new(0),
+            }),
             _value: PhantomData,
         }
     }
@@ -290,7 +299,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
     #[inline]
     #[must_use]
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.words.len.load(Ordering::Relaxed)
     }
 
     /// Whether no slot is in use (with the same caveat as [`len`](Self::len)).
@@ -311,7 +320,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
     /// [`SlotsExhausted`] when every slot is in use.
     pub fn acquire(&self) -> Result<(TaskId, &T), SlotsExhausted> {
         let cells = self.entries.cells();
-        let mut head = self.head.load(Ordering::Acquire);
+        let mut head = self.words.head.load(Ordering::Acquire);
         let index = loop {
             let index = head_index(head);
             let Some(entry) = cells.get(index) else {
@@ -323,7 +332,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
             // (rule 5); a newer `next` can only come from a reuse, which changes the tag and
             // fails the CAS below (rule 4).
             let next = entry.next.load(Ordering::Relaxed);
-            match self.head.compare_exchange_weak(
+            match self.words.head.compare_exchange_weak(
                 head,
                 pack(next, next_tag(head)),
                 Ordering::AcqRel,
@@ -338,7 +347,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
         let generation = entry.stamp.load(Ordering::Relaxed).wrapping_add(1);
         debug_assert!(generation % 2 == 1, "a free slot's stamp is even");
         entry.stamp.store(generation, Ordering::Release);
-        self.len.fetch_add(1, Ordering::Relaxed);
+        self.words.len.fetch_add(1, Ordering::Relaxed);
         Ok((TaskId::new(index_u32(index), generation), &entry.value))
     }
 
@@ -368,12 +377,12 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
                 Ordering::Relaxed,
             )
             .map_err(|_| stale)?;
-        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.words.len.fetch_sub(1, Ordering::Relaxed);
         // Push the slot on the free list (rule 4); only we write its `next` now (rule 3).
-        let mut head = self.head.load(Ordering::Acquire);
+        let mut head = self.words.head.load(Ordering::Acquire);
         loop {
             entry.next.store(head_index(head), Ordering::Relaxed);
-            match self.head.compare_exchange_weak(
+            match self.words.head.compare_exchange_weak(
                 head,
                 pack(index, next_tag(head)),
                 Ordering::AcqRel,
