@@ -12,6 +12,12 @@ use super::error::ProgressError;
 use super::shared::Inner;
 use crate::TaskId;
 
+/// A worker's own reference to the engine. Each attempt's [`Context`] clones this one, so
+/// the count it writes twice per attempt sits on a line only that worker writes; cloning
+/// the engine's `Arc` instead would pass its count's line between the workers, the
+/// submitters and the handles on every task.
+pub(crate) type Seat = Arc<Arc<Inner>>;
+
 /// A running attempt's view of its task: id, attempt number, progress reports and
 /// cancellation.
 ///
@@ -35,7 +41,7 @@ use crate::TaskId;
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    inner: Arc<Inner>,
+    inner: Seat,
     id: TaskId,
     attempt: u32,
 }
@@ -50,7 +56,7 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    pub(crate) fn new(inner: Arc<Inner>, id: TaskId, attempt: u32) -> Self {
+    pub(crate) fn new(inner: Seat, id: TaskId, attempt: u32) -> Self {
         Self { inner, id, attempt }
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
 
+use super::context::Seat;
 use super::error::TaskError;
 use super::job::Outcome;
 use super::shared::{Claimed, Inner};
@@ -148,13 +149,15 @@ impl<R: Runtime> Driver<R> {
             }
             return;
         }
+        let seat: Seat = Arc::new(Arc::clone(inner));
+        let seat = &seat;
         let mut woken = false;
         loop {
             // Parking rule 5: a woken worker looks through the spinning slot first.
             let claimed = if woken {
-                spin_blocking(inner).or_else(|| inner.claim())
+                spin_blocking(seat).or_else(|| inner.claim(seat))
             } else {
-                inner.claim().or_else(|| spin_blocking(inner))
+                inner.claim(seat).or_else(|| spin_blocking(seat))
             };
             woken = false;
             if let Some(mut claimed) = claimed {
@@ -214,18 +217,20 @@ impl<R: AsyncRuntime> Driver<R> {
             }
             return;
         }
+        let seat: Seat = Arc::new(Arc::clone(inner));
+        let seat = &seat;
         let mut woken = false;
         loop {
             // Parking rule 5: a woken worker looks through the spinning slot first.
             let claimed = if woken {
-                match spin_async(inner).await {
+                match spin_async(seat).await {
                     Some(claimed) => Some(claimed),
-                    None => inner.claim(),
+                    None => inner.claim(seat),
                 }
             } else {
-                match inner.claim() {
+                match inner.claim(seat) {
                     Some(claimed) => Some(claimed),
-                    None => spin_async(inner).await,
+                    None => spin_async(seat).await,
                 }
             };
             woken = false;
@@ -260,13 +265,14 @@ const SPIN_ROUND: u32 = 32;
 /// worker holds the slot (it is responsible for the queued work), or nothing came within
 /// [`SPIN`]: park next.
 async fn spin<P: Future<Output = ()>>(
-    inner: &Arc<Inner>,
+    seat: &Seat,
     mut pause: impl FnMut() -> P,
 ) -> Option<Claimed> {
+    let inner: &Inner = seat;
     let token = inner.try_spin()?;
     let start = Instant::now();
     loop {
-        let claimed = poll_round(inner);
+        let claimed = poll_round(seat);
         if claimed.is_some() || inner.is_stopping() || start.elapsed() >= SPIN {
             // Rule 5: pass on the wake-ups producers skipped while this worker spun.
             token.release(|| inner.has_work());
@@ -278,8 +284,8 @@ async fn spin<P: Future<Output = ()>>(
 
 /// [`spin`] on this thread, yielding the thread between rounds (the future never waits,
 /// so `block_on` never parks).
-fn spin_blocking(inner: &Arc<Inner>) -> Option<Claimed> {
-    block_on(spin(inner, || {
+fn spin_blocking(seat: &Seat) -> Option<Claimed> {
+    block_on(spin(seat, || {
         thread::yield_now();
         std::future::ready(())
     }))
@@ -287,15 +293,15 @@ fn spin_blocking(inner: &Arc<Inner>) -> Option<Claimed> {
 
 /// [`spin`] in a worker future: it yields to its executor between rounds, so tasks
 /// sharing the executor thread still run while it spins.
-async fn spin_async(inner: &Arc<Inner>) -> Option<Claimed> {
-    spin(inner, yield_now).await
+async fn spin_async(seat: &Seat) -> Option<Claimed> {
+    spin(seat, yield_now).await
 }
 
 /// Up to [`SPIN_ROUND`] looks at the queue (a load each), then a claim if one saw work.
-fn poll_round(inner: &Arc<Inner>) -> Option<Claimed> {
+fn poll_round(seat: &Seat) -> Option<Claimed> {
     for _ in 0..SPIN_ROUND {
-        if inner.has_work() {
-            return inner.claim();
+        if seat.has_work() {
+            return seat.claim(seat);
         }
         hint::spin_loop();
     }

@@ -14,7 +14,7 @@ use std::vec::Vec;
 use crossbeam_utils::CachePadded;
 use event_listener::{Event, EventListener, IntoNotification, Listener};
 
-use super::context::Context;
+use super::context::{Context, Seat};
 use super::error::{CancelError, SubmitError, TaskError};
 use super::handle::TaskHandle;
 use super::history::History;
@@ -530,7 +530,7 @@ impl Inner {
 
     /// Takes the next startable task off the queue, finalizing cancelled entries on the
     /// way; `None` when the queue is empty.
-    pub(crate) fn claim(self: &Arc<Self>) -> Option<Claimed> {
+    pub(crate) fn claim(&self, seat: &Seat) -> Option<Claimed> {
         loop {
             let (id, level) = self.queue.pop()?;
             // Rule 1: the queue entry is the task's token, so the slot is still this task's.
@@ -576,7 +576,7 @@ impl Inner {
             if running > self.stats.peak.load(Ordering::Relaxed) {
                 self.stats.peak.fetch_max(running, Ordering::Relaxed);
             }
-            let ctx = Context::new(Arc::clone(self), id, attempt);
+            let ctx = Context::new(Arc::clone(seat), id, attempt);
             return Some(Claimed {
                 meta: AttemptMeta {
                     id,
