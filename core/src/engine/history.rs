@@ -7,30 +7,30 @@ use std::sync::{Mutex, PoisonError};
 
 use super::snapshot::{Clock, Finished, TaskInfo};
 use crate::TaskId;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The last `capacity` finished tasks' records, kept raw (engine instants): converting
 /// them to snapshots costs only when someone asks.
+///
+/// The caller numbers the entries (the engine keeps the count on a line it writes at a
+/// task's end anyway).
 pub(crate) struct History {
     entries: Box<[Mutex<Option<Finished>>]>,
-    next: AtomicUsize,
 }
 
 impl History {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             entries: (0..capacity).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
         }
     }
 
-    /// Records a finished task, evicting the oldest entry once full. A zero-capacity
-    /// history records nothing.
-    pub(crate) fn push(&self, info: Finished) {
+    /// Records finished task number `seq` (numbered from 0 without gaps), evicting the
+    /// oldest entry once full. A zero-capacity history records nothing.
+    pub(crate) fn push(&self, seq: usize, info: Finished) {
         if self.entries.is_empty() {
             return;
         }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.entries.len();
+        let index = seq % self.entries.len();
         *self.entries[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(info);

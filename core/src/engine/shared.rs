@@ -43,12 +43,26 @@ pub(crate) const TASK_OVERHEAD: usize = 128;
 /// ([`Shard`]): two workers bumping one counter would pass its cache line back and forth
 /// on every task (about 30 ns each on the 2-core machine of BENCHMARKS.md, and a worker
 /// bumps four such words per task). Readers sum the shards. The submitter's counter and
-/// the running count (whose peak must be exact) are single words on lines of their own.
+/// the running count (whose peak must be exact) are single words ([`Tally`] holds the
+/// latter).
 struct Stats {
     submitted: CachePadded<Counter>,
-    running: CachePadded<AtomicUsize>,
-    peak: AtomicUsize,
     shards: Box<[CachePadded<Shard>]>,
+}
+
+/// The words that both submitters and workers write for every task, on one line of their
+/// own: a worker starting and ending a task writes three of them in a row, so the line
+/// moves to its core once per step instead of once per word.
+struct Tally {
+    /// Accepted tasks that have not reached a terminal state, and the event notified when
+    /// they drop to zero (and when the slot table empties).
+    unfinished: Settle<Event>,
+    /// Attempts running now.
+    running: AtomicUsize,
+    /// The most attempts ever running at once.
+    peak: AtomicUsize,
+    /// Tasks recorded in the history so far (the next entry's sequence number).
+    recorded: AtomicUsize,
 }
 
 /// One thread's share of the counters (see [`Stats`]).
@@ -75,8 +89,6 @@ impl Stats {
         let shards = (workers + 2).next_power_of_two().min(16);
         Self {
             submitted: CachePadded::default(),
-            running: CachePadded::default(),
-            peak: AtomicUsize::new(0),
             shards: (0..shards).map(|_| CachePadded::default()).collect(),
         }
     }
@@ -190,10 +202,8 @@ pub(crate) struct Inner {
     /// Submissions pass it; `stop_accepting` closes it and waits until it is drained.
     admission: Gate,
     shutdown_initiated: AtomicBool,
-    /// Accepted tasks that have not reached a terminal state.
-    /// Accepted tasks that have not reached a terminal state, and the event notified when
-    /// they drop to zero (and when the slot table empties).
-    unfinished: Settle<Event>,
+    /// The unfinished and running counts and the history's cursor (see [`Tally`]).
+    tally: CachePadded<Tally>,
     history: History,
     stats: Stats,
     /// The previous `performance` sample: when, process CPU time, attempts executed.
@@ -277,7 +287,12 @@ impl Inner {
             budget: Arc::new(MemoryBudget::new(config.memory_pool)),
             admission: Gate::new(),
             shutdown_initiated: AtomicBool::new(false),
-            unfinished: Settle::new(Event::new()),
+            tally: CachePadded::new(Tally {
+                unfinished: Settle::new(Event::new()),
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+                recorded: AtomicUsize::new(0),
+            }),
             history: History::new(config.history),
             stats: Stats::new(config.workers),
             sample: Mutex::new((clock.epoch, super::process::cpu_time(), 0)),
@@ -474,7 +489,7 @@ impl Inner {
             cold.set_timeout(spec.timeout.or(self.config.timeout));
         });
         // Settle rule 1: counted before it is published.
-        self.unfinished.add();
+        self.tally.unfinished.add();
         self.stats.submitted.inc();
         let start = start.map(|at| self.tick_at(at));
         match start {
@@ -571,10 +586,10 @@ impl Inner {
                 }
                 None => false,
             };
-            let running = self.stats.running.fetch_add(1, Ordering::Relaxed) + 1;
+            let running = self.tally.running.fetch_add(1, Ordering::Relaxed) + 1;
             // Most starts set no new peak: a load spares the shared line a write.
-            if running > self.stats.peak.load(Ordering::Relaxed) {
-                self.stats.peak.fetch_max(running, Ordering::Relaxed);
+            if running > self.tally.peak.load(Ordering::Relaxed) {
+                self.tally.peak.fetch_max(running, Ordering::Relaxed);
             }
             let ctx = Context::new(Arc::clone(seat), id, attempt);
             return Some(Claimed {
@@ -654,7 +669,7 @@ impl Inner {
             // The timeout entry is ours to remove before the slot changes hands again.
             self.lock_timers().wheel.cancel(id.index() as usize);
         }
-        self.stats.running.fetch_sub(1, Ordering::Relaxed);
+        self.tally.running.fetch_sub(1, Ordering::Relaxed);
         self.stats.mine().executed.inc();
         if self.config.profiling {
             let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -902,7 +917,8 @@ impl Inner {
         if cold.finished_at.is_none() {
             cold.finished_at = Some(self.clock.now());
         }
-        self.history.push(Finished::take(id, state, cold));
+        let seq = self.tally.recorded.fetch_add(1, Ordering::Relaxed);
+        self.history.push(seq, Finished::take(id, state, cold));
         self.budget.release(core::mem::take(&mut cold.charge));
         // The handler and the schedule go now, not when the slot is next used.
         cold.extra = None;
@@ -911,13 +927,13 @@ impl Inner {
             .release(id)
             .expect("the token holder releases the slot once");
         if self.records.is_empty() {
-            self.unfinished.notify_all();
+            self.tally.unfinished.notify_all();
         }
     }
 
     /// One fewer unfinished task.
     fn settle(&self) {
-        self.unfinished.done();
+        self.tally.unfinished.done();
     }
 
     /// Registers an idle worker and re-checks the queue (parking rule 1).
@@ -1142,13 +1158,13 @@ impl Inner {
     /// Whether every accepted task has ended and its slot was reclaimed (no worker is
     /// still running any of them, cancelled ones included).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.unfinished.is_settled() && self.records.is_empty()
+        self.tally.unfinished.is_settled() && self.records.is_empty()
     }
 
     /// `None` once [`is_quiet`](Self::is_quiet), else a listener notified when tasks
     /// settle or slots are reclaimed, created between two checks (settle rule 3).
     pub(crate) fn quiet_or_listener(&self) -> Option<EventListener> {
-        self.unfinished.listen_unless(|| self.is_quiet())
+        self.tally.unfinished.listen_unless(|| self.is_quiet())
     }
 
     /// Blocks until [`is_quiet`](Self::is_quiet) or `timeout` passes; whether it is quiet.
@@ -1211,7 +1227,7 @@ impl Inner {
             timed_out: stats.sum(|shard| &shard.timed_out),
             stopped: stats.sum(|shard| &shard.stopped),
             panicked: stats.sum(|shard| &shard.panicked),
-            peak_concurrency: stats.peak.load(Ordering::Relaxed) as u64,
+            peak_concurrency: self.tally.peak.load(Ordering::Relaxed) as u64,
         }
     }
 
@@ -1296,7 +1312,7 @@ impl Inner {
 
     /// Attempts running right now.
     pub(crate) fn running(&self) -> usize {
-        self.stats.running.load(Ordering::Relaxed)
+        self.tally.running.load(Ordering::Relaxed)
     }
 
     /// Live tasks right now (queued, scheduled, running, and ended ones not yet reclaimed).
