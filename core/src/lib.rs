@@ -7,7 +7,8 @@
 //! - [`Priority`]: the guide's priorities (`LOW = 1`, `NORMAL = 5`, `HIGH = 10`,
 //!   `CRITICAL = 20`), any `u8` valid, mapped onto four queue [`Level`]s.
 //! - [`TaskId`]: slot index + generation; a stale id never matches a reused slot.
-//! - [`SlotTable`]: a fixed-capacity slab with lock-free acquire and release.
+//! - [`SlotTable`]: a fixed-capacity slab with lock-free release and acquire (one short
+//!   wait aside), freed slots reused only after the pool runs dry.
 //! - [`PriorityQueue`]: a bounded lock-free MPMC queue, strict (or weighted) across levels,
 //!   FIFO within one.
 //! - [`State`], [`Event`], [`transition`], [`StateCell`]: the task state machine.

@@ -1,12 +1,14 @@
-//! A fixed-capacity slot table with lock-free acquire and release.
+//! A fixed-capacity slot table with lock-free release and (all but lock-free) acquire.
 //!
 //! [`SlotTable`]'s public contract is in its docs; this module comment states the protocol
 //! that implements it, as numbered rules the code cites.
 //!
 //! # Protocol
 //!
-//! Each slot has a `stamp` (an `AtomicU32`) and a `next` link; the table has a `head` (an
-//! `AtomicUsize`) packing the index of the first free slot with an ABA tag.
+//! Each slot has a `stamp` (an `AtomicU32`) and a `next` link; the table has two stacks of
+//! free slots: the *pool* that acquires pop, whose `head` (an `AtomicUsize`) packs the
+//! index of its first slot with an ABA tag, and the *returns* that releases push, whose
+//! head `returns` is a bare index.
 //!
 //! 1. **Stamps.** A slot's stamp is even while the slot is free and odd while it is in use.
 //!    Acquiring moves it from even `s` to `s + 1`; releasing moves it from odd `g` to `g + 1`
@@ -19,17 +21,38 @@
 //! 3. **Only the owner writes a free slot.** A slot whose stamp is even is on the free list or
 //!    being moved on or off it by exactly one thread; no release can succeed on it (rule 2
 //!    needs an odd stamp), so its stamp and `next` link are written only by that thread.
-//! 4. **Free list.** The free slots form a Treiber stack linked through `next`. Popping and
-//!    pushing each replace `head` with one compare-exchange that also increments the tag, so
-//!    a thread whose view of `head` went stale (the ABA case: the slot it read was popped,
-//!    reused and pushed back meanwhile) fails its CAS and retries instead of installing a
-//!    stale `next`. A successful pop makes the popper the slot's only owner (rule 3) until it
-//!    stamps the slot live.
-//! 5. **Orderings.** Successful head CASes are `AcqRel` and head loads `Acquire`: every
-//!    operation on `head` is a read-modify-write, so a pop synchronises with the push that
-//!    put its slot on the stack. Everything a thread did before `release` (its writes into
-//!    `T` included) therefore happens before the next `acquire` of that slot returns. A live
-//!    stamp is stored with `Release` and read by `get` with `Acquire`.
+//! 4. **Two free lists.** The free slots form two Treiber stacks linked through `next`.
+//!    `release` pushes its slot on the returns (a CAS of `returns`). `acquire` pops from the
+//!    pool; when the pool is empty it takes the whole returns stack with one swap (to
+//!    empty), keeps the first slot and moves the rest to the pool: one CAS of `head` if the
+//!    pool is still empty, else after linking the chain's last slot to the pool's first.
+//!    Every CAS of `head` (pop or move) also increments its tag, so a popper whose view of
+//!    `head` went stale (the ABA case: the slot it read was popped, reused and came back
+//!    meanwhile) fails its CAS and retries instead of installing a stale `next`. `returns`
+//!    needs no tag: a push links its slot to the head it read and succeeds only if that is
+//!    still the head, which is then the right link whatever happened in between, and a
+//!    swap takes whatever is there. A successful pop makes the popper the slot's only owner
+//!    (rule 3) until it stamps the slot live; a swap makes the taker the owner of every slot
+//!    of the chain until the move publishes them.
+//!
+//!    So a freed slot is handed out again only after the pool has been used up, not by the
+//!    next acquire: a slot a worker just freed has time to leave that core's cache, and
+//!    releasing threads and acquiring threads write different lines (`returns`, `head`).
+//! 5. **Orderings.** `head` and `returns` are only changed by read-modify-writes: `AcqRel`
+//!    when they succeed, loads `Acquire`. A swap of `returns` therefore synchronises with
+//!    every push of the chain it takes (one release sequence), the move's CAS with the pop
+//!    that finds the slots, and a pop with the pop or move that put its slot at the head.
+//!    Everything a thread did before `release` (its writes into `T` included) therefore
+//!    happens before the next `acquire` of that slot returns. A live stamp is stored with
+//!    `Release` and read by `get` with `Acquire`.
+//! 6. **Count first.** `acquire` first raises `len` by one with a CAS that refuses to pass
+//!    the capacity (`Acquire`); failing that, every slot is in use and it reports
+//!    [`SlotsExhausted`]. `release` lowers `len` (`Release`) only after its push. So the
+//!    free slots on the stacks or in a chain being moved always number at least the
+//!    acquires past their count, and such an acquire always gets a slot: from the pool,
+//!    from the returns, or, if both are empty, after the move that holds one finishes
+//!    (it spins for it: the only place where one thread waits for another, for the few
+//!    instructions between a swap of the returns and its move).
 //!
 //! The limits that follow from this (capacity, tag width, generation wrap) are stated on
 //! [`SlotTable`]. There is no `unsafe` code here: values are only ever shared (`&T`), and the
@@ -42,7 +65,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::id::TaskId;
 use crate::storage::Storage;
-use crate::sync::{AtomicU32, AtomicUsize, Ordering};
+use crate::sync::{AtomicU32, AtomicUsize, Ordering, spin_hint};
 
 /// Bits of `head` holding the slot index (the low half of a `usize`).
 const INDEX_BITS: u32 = usize::BITS / 2;
@@ -147,7 +170,8 @@ impl fmt::Display for StaleId {
 impl core::error::Error for StaleId {}
 
 /// A fixed-capacity table of slots with lock-free [`acquire`](Self::acquire) and
-/// [`release`](Self::release), addressed by generation-checked [`TaskId`]s.
+/// [`release`](Self::release) (but for one short wait, see `acquire`), addressed by
+/// generation-checked [`TaskId`]s.
 ///
 /// Each slot owns a `T` built once at construction and kept until the table drops.
 /// `acquire` hands out a free slot with the [`TaskId`] of this use of it; `release` gives it
@@ -170,7 +194,7 @@ impl core::error::Error for StaleId {}
 ///
 /// # Limits
 ///
-/// - The lock-free free list keeps its head in one pointer-width atomic: a slot index in
+/// - The pool of free slots keeps its head in one pointer-width atomic: a slot index in
 ///   the low half, an ABA tag in the high half, the all-ones index meaning "empty" (no 64-bit
 ///   atomics needed on 32-bit targets). Capacity is therefore at most
 ///   [`MAX_CAPACITY`](SlotTable::MAX_CAPACITY): `2^32 - 1` on 64-bit targets but only
@@ -181,10 +205,13 @@ impl core::error::Error for StaleId {}
 ///   realistic schedule.
 /// - Generations wrap: after `2^31` uses of one slot its stamps repeat, so an id kept across
 ///   that many reuses of its slot would match again. Ids are meant to be dropped long before.
-/// - [`len`](SlotTable::len) is a separate counter, incremented after a slot is taken and
-///   decremented after it is given back. Under concurrency it may lag the table by the
-///   operations in flight, but it never leaves `0..=capacity` (a slot's decrement always
-///   happens after its increment, and its next increment after that).
+/// - [`len`](SlotTable::len) is a counter, incremented when an acquire starts (it decides
+///   exhaustion: an acquire fails exactly when every slot is counted) and decremented when
+///   a release ends. Under concurrency it may count operations in flight, but it never
+///   leaves `0..=capacity`.
+/// - A freed slot is not reused by the next acquire: it waits on a second stack until the
+///   never-used and earlier freed slots are handed out (so it has left the releasing
+///   core's cache by then, and releasing and acquiring threads write different lines).
 /// - A value returned by `get` stays valid memory for the table's lifetime (values are never
 ///   dropped early), but the slot may be released and reused right after `get` returns:
 ///   `get` tells whether the id was live at one instant; holders that need longer keep their
@@ -209,22 +236,25 @@ impl core::error::Error for StaleId {}
 /// // The old id never reaches the slot again, even once it is reused.
 /// assert!(table.get(id).is_none());
 /// assert!(table.release(id).is_err());
-/// let (again, _) = table.acquire().unwrap();
-/// assert_eq!(again.index(), id.index());
-/// assert_ne!(again, id);
+/// // A freed slot is reused once the never-used ones are gone.
+/// let ids: Vec<_> = (0..4).map(|_| table.acquire().unwrap().0).collect();
+/// assert!(ids.iter().any(|again| again.index() == id.index()));
+/// assert!(ids.iter().all(|&again| again != id));
 /// assert!(table.get(id).is_none());
 /// ```
 pub struct SlotTable<T, S: Storage<Entry<T>>> {
     entries: S,
-    /// The free list and the count, on one line of their own: every acquire and release
-    /// writes both, so one line moves between threads per operation, not two.
+    /// The pool's head and the count, on one line: every acquire writes both.
     words: CachePadded<Words>,
+    /// The returns' head: the index of the last slot released (or `NIL`), on a line that
+    /// releases write and acquires touch only when the pool runs dry (rule 4).
+    returns: CachePadded<AtomicUsize>,
     _value: PhantomData<T>,
 }
 
-/// The words a [`SlotTable`] shares between threads.
+/// The pool's words (see [`SlotTable::returns`] for the other stack).
 struct Words {
-    /// Free-list head: index of the first free slot (or `NIL`) and the ABA tag (rule 4).
+    /// The pool's head: index of its first free slot (or `NIL`) and the ABA tag (rule 4).
     head: AtomicUsize,
     /// Slots in use, updated after each acquire and release.
     len: AtomicUsize,
@@ -283,6 +313,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
                 head: AtomicUsize::new(pack(first, 0)),
                 len: AtomicUsize::new(0),
             }),
+            returns: CachePadded::new(AtomicUsize::new(NIL)),
             _value: PhantomData,
         }
     }
@@ -311,26 +342,58 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
 
     /// Takes a free slot, returning the id of this use of it and its value.
     ///
-    /// Lock-free: it retries only when another thread's acquire or release won a race on
-    /// the free list. The value is the same `T` the slot held before: reset what needs
-    /// resetting.
+    /// Lock-free but for one case: it retries when another thread's acquire or release won
+    /// a race on a free list, and when the only free slots are being moved between the two
+    /// free lists by another acquire, it waits for that move (a few instructions, unless
+    /// that thread is descheduled inside them). The value is the same `T` the slot held
+    /// before: reset what needs resetting.
     ///
     /// # Errors
     ///
     /// [`SlotsExhausted`] when every slot is in use.
     pub fn acquire(&self) -> Result<(TaskId, &T), SlotsExhausted> {
         let cells = self.entries.cells();
+        // Rule 6: count the slot first.
+        let mut len = self.words.len.load(Ordering::Relaxed);
+        loop {
+            if len >= cells.len() {
+                return Err(SlotsExhausted {
+                    capacity: cells.len(),
+                });
+            }
+            match self.words.len.compare_exchange_weak(
+                len,
+                len + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(current) => len = current,
+            }
+        }
         let mut head = self.words.head.load(Ordering::Acquire);
         let index = loop {
             let index = head_index(head);
             let Some(entry) = cells.get(index) else {
-                return Err(SlotsExhausted {
-                    capacity: cells.len(),
-                });
+                // Rule 4: the pool is empty; take the returns.
+                let first = self.returns.swap(NIL, Ordering::AcqRel);
+                let Some(entry) = cells.get(first) else {
+                    // Rule 6: the slot our count guarantees is in a chain another acquire
+                    // is moving to the pool.
+                    spin_hint();
+                    head = self.words.head.load(Ordering::Acquire);
+                    continue;
+                };
+                // Rule 3: the chain is ours; its links are those its releases wrote.
+                let rest = entry.next.load(Ordering::Relaxed);
+                if rest != NIL {
+                    self.move_to_pool(cells, rest);
+                }
+                break first;
             };
-            // Relaxed: the Acquire load of `head` saw the push that linked this slot
-            // (rule 5); a newer `next` can only come from a reuse, which changes the tag and
-            // fails the CAS below (rule 4).
+            // Relaxed: the Acquire load of `head` saw the pop or move that made this slot
+            // the first (rule 5); a newer `next` can only come from a reuse, which changes
+            // the tag and fails the CAS below (rule 4).
             let next = entry.next.load(Ordering::Relaxed);
             match self.words.head.compare_exchange_weak(
                 head,
@@ -347,8 +410,38 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
         let generation = entry.stamp.load(Ordering::Relaxed).wrapping_add(1);
         debug_assert!(generation % 2 == 1, "a free slot's stamp is even");
         entry.stamp.store(generation, Ordering::Release);
-        self.words.len.fetch_add(1, Ordering::Relaxed);
         Ok((TaskId::new(index_u32(index), generation), &entry.value))
+    }
+
+    /// Puts the chain starting at `first` (taken from the returns, ours alone: rule 3) on
+    /// the pool (rule 4). Its last slot is looked for only if the pool is not empty.
+    fn move_to_pool(&self, cells: &[Entry<T>], first: usize) {
+        let mut last = None;
+        let mut head = self.words.head.load(Ordering::Acquire);
+        loop {
+            let pool = head_index(head);
+            if pool != NIL || last.is_some() {
+                let last = *last.get_or_insert_with(|| {
+                    let mut at = first;
+                    loop {
+                        match cells[at].next.load(Ordering::Relaxed) {
+                            NIL => break at,
+                            next => at = next,
+                        }
+                    }
+                });
+                cells[last].next.store(pool, Ordering::Relaxed);
+            }
+            match self.words.head.compare_exchange_weak(
+                head,
+                pack(first, next_tag(head)),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
     }
 
     /// Gives back the slot of `id`, ending this use: `get(id)` and `release(id)` fail from
@@ -377,21 +470,23 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
                 Ordering::Relaxed,
             )
             .map_err(|_| stale)?;
-        self.words.len.fetch_sub(1, Ordering::Relaxed);
-        // Push the slot on the free list (rule 4); only we write its `next` now (rule 3).
-        let mut head = self.words.head.load(Ordering::Acquire);
+        // Push the slot on the returns (rule 4); only we write its `next` now (rule 3).
+        let mut head = self.returns.load(Ordering::Acquire);
         loop {
-            entry.next.store(head_index(head), Ordering::Relaxed);
-            match self.words.head.compare_exchange_weak(
+            entry.next.store(head, Ordering::Relaxed);
+            match self.returns.compare_exchange_weak(
                 head,
-                pack(index, next_tag(head)),
+                index,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => break,
                 Err(current) => head = current,
             }
         }
+        // Rule 6: the slot is on the returns before the count says it is free.
+        self.words.len.fetch_sub(1, Ordering::Release);
+        Ok(())
     }
 
     /// The value of `id`'s slot, if `id` is live (its generation is the slot's current one).
@@ -462,7 +557,7 @@ mod tests {
 
     #[test]
     fn stale_and_double_release_are_errors() {
-        let table: Table<2> = SlotTable::new(|index| index);
+        let table: Table<1> = SlotTable::new(|index| index);
         let (id, _) = table.acquire().unwrap();
         table.release(id).unwrap();
         assert_eq!(table.release(id), Err(StaleId { id }));
@@ -473,7 +568,7 @@ mod tests {
         assert!(table.get(id).is_none());
         assert_eq!(table.get(reused), Some(&0));
         assert_eq!(table.id_at(0), Some(reused));
-        assert_eq!(table.id_at(1), None);
+        assert_eq!(table.id_at(1), None, "out of range");
         assert_eq!(table.len(), 1);
     }
 
@@ -522,15 +617,33 @@ mod tests {
     }
 
     #[test]
-    fn lifo_reuse_through_the_free_list() {
+    fn freed_slots_wait_until_the_pool_is_used_up() {
         let table: Table<4> = SlotTable::new(|index| index);
         let a = table.acquire().unwrap().0;
         let b = table.acquire().unwrap().0;
         table.release(a).unwrap();
         table.release(b).unwrap();
-        assert_eq!(table.acquire().unwrap().0.index(), b.index());
-        assert_eq!(table.acquire().unwrap().0.index(), a.index());
-        assert_eq!(table.acquire().unwrap().0.index(), 2);
+        // The never-used slots first, then the returns, last freed first.
+        let order: Vec<_> = (0..4).map(|_| table.acquire().unwrap().0.index()).collect();
+        assert_eq!(order, [2, 3, b.index(), a.index()]);
+        assert!(table.acquire().is_err());
+    }
+
+    #[test]
+    fn a_chain_moved_onto_a_non_empty_pool_goes_in_front() {
+        let table: Table<4> = SlotTable::new(|index| index);
+        let a = table.acquire().unwrap().0;
+        let b = table.acquire().unwrap().0;
+        table.release(a).unwrap();
+        table.release(b).unwrap();
+        // As if another acquire had refilled the pool (2, 3) while this one held the
+        // returns' chain (b, a): the chain is linked in front of it.
+        let first = table.returns.swap(NIL, Ordering::AcqRel);
+        assert_eq!(first, b.index() as usize);
+        table.move_to_pool(table.entries.cells(), first);
+        let order: Vec<_> = (0..4).map(|_| table.acquire().unwrap().0.index()).collect();
+        assert_eq!(order, [b.index(), a.index(), 2, 3]);
+        assert!(table.acquire().is_err());
     }
 
     #[cfg(feature = "alloc")]

@@ -21,9 +21,9 @@ struct Slot {
 // verifies exactly that.
 unsafe impl Sync for Slot {}
 
-type Table = SlotTable<Slot, [Entry<Slot>; 2]>;
+type Table<const N: usize = 2> = SlotTable<Slot, [Entry<Slot>; N]>;
 
-fn table() -> Arc<Table> {
+fn table<const N: usize>() -> Arc<Table<N>> {
     Arc::new(SlotTable::new(|_| Slot {
         busy: AtomicBool::new(false),
         data: UnsafeCell::new(0),
@@ -31,7 +31,7 @@ fn table() -> Arc<Table> {
 }
 
 /// Acquires a slot, checks nobody else holds it, and writes its data.
-fn take(table: &Table) -> Option<TaskId> {
+fn take<const N: usize>(table: &Table<N>) -> Option<TaskId> {
     let (id, slot) = table.acquire().ok()?;
     // The in-use counter may lag, but never leaves 0..=capacity.
     assert!(table.len() <= table.capacity());
@@ -43,7 +43,7 @@ fn take(table: &Table) -> Option<TaskId> {
 }
 
 /// Reads the data, clears the busy mark and releases the slot.
-fn give(table: &Table, id: TaskId) {
+fn give<const N: usize>(table: &Table<N>, id: TaskId) {
     let slot = table.get(id).expect("a held id is live");
     // SAFETY: we still hold `id` (see `impl Sync for Slot`).
     let uses = slot.data.with(|data| unsafe { *data });
@@ -52,12 +52,16 @@ fn give(table: &Table, id: TaskId) {
     table.release(id).expect("a held id releases once");
 }
 
-/// After all threads finished: nothing in use, both slots come back, the old ids are stale.
-fn check_all_back(table: &Table, old: &[TaskId]) {
+/// After all threads finished: nothing in use, every slot comes back, the old ids are
+/// stale.
+fn check_all_back<const N: usize>(table: &Table<N>, old: &[TaskId]) {
     assert_eq!(table.len(), 0);
-    let a = take(table).expect("first slot back");
-    let b = take(table).expect("second slot back");
-    assert_ne!(a.index(), b.index());
+    let mut back: Vec<_> = (0..N)
+        .map(|_| take(table).expect("every slot back").index())
+        .collect();
+    back.sort_unstable();
+    back.dedup();
+    assert_eq!(back.len(), N);
     assert!(table.acquire().is_err());
     for &id in old {
         assert!(table.get(id).is_none());
@@ -68,7 +72,7 @@ fn check_all_back(table: &Table, old: &[TaskId]) {
 #[test]
 fn two_threads_cycle_two_slots() {
     loom::model(|| {
-        let table = table();
+        let table = table::<2>();
         let handles: Vec<_> = (0..2)
             .map(|_| {
                 let table = Arc::clone(&table);
@@ -94,7 +98,7 @@ fn two_threads_cycle_two_slots() {
 #[test]
 fn three_threads_contend_for_two_slots() {
     loom::model(|| {
-        let table = table();
+        let table = table::<2>();
         let handles: Vec<_> = (0..3)
             .map(|_| {
                 let table = Arc::clone(&table);
@@ -119,7 +123,7 @@ fn three_threads_contend_for_two_slots() {
 #[test]
 fn racing_double_release_one_wins_and_reuse_is_safe() {
     loom::model(|| {
-        let table = table();
+        let table = table::<2>();
         let id = take(&table).unwrap();
         table.get(id).unwrap().busy.store(false, Ordering::Relaxed);
         let releaser = {
@@ -137,5 +141,36 @@ fn racing_double_release_one_wins_and_reuse_is_safe() {
             table.release(new).unwrap();
         }
         check_all_back(&table, &[id]);
+    });
+}
+
+/// Slab rule 4's slow path: an acquire that took a chain from the returns finds the pool
+/// refilled by another acquire before it moves its chain there, so it links the chain in
+/// front of the pool. Four slots: two are released before the threads start (a chain of
+/// two), the other thread releases the other two (another chain of two), and both acquire.
+#[test]
+fn chains_moved_to_the_pool_concurrently_are_linked_not_lost() {
+    loom::model(|| {
+        let table = table::<4>();
+        let held: Vec<_> = (0..4).map(|_| take(&table).unwrap()).collect();
+        give(&table, held[0]);
+        give(&table, held[1]);
+        let other = {
+            let table = Arc::clone(&table);
+            let (c, d) = (held[2], held[3]);
+            thread::spawn(move || {
+                give(&table, c);
+                give(&table, d);
+                take(&table).expect("three slots are free")
+            })
+        };
+        let mine = take(&table).expect("two slots are free");
+        let theirs = other.join().unwrap();
+        assert_ne!(mine.index(), theirs.index());
+        give(&table, mine);
+        give(&table, theirs);
+        let mut old = held;
+        old.extend([mine, theirs]);
+        check_all_back(&table, &old);
     });
 }
