@@ -89,7 +89,7 @@ mod gate;
 pub use gate::{Gate, Pass};
 
 mod settle;
-pub use settle::Settle;
+pub use settle::{Settle, SettleWaiter};
 
 #[cfg(all(feature = "std", not(errand_loom)))]
 pub mod engine;

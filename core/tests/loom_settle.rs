@@ -1,7 +1,8 @@
 //! Loom model of settling ([`Settle`], the engine's count of unfinished tasks that
 //! `wait_for_completion` waits on): a waiter never sleeps through the count reaching zero.
 //!
-//! A lost wakeup shows as a loom deadlock (the waiter waits forever).
+//! A lost wakeup shows as a loom deadlock (the waiter waits forever). Removing either
+//! `SeqCst` fence of settle rule 3 makes these models deadlock.
 #![cfg(errand_loom)]
 
 mod support;
@@ -33,8 +34,8 @@ fn waiter_sees_the_last_settle() {
                 })
             })
             .collect();
-        while let Some(listener) = settle.listen_unless(|| settle.is_settled()) {
-            settle.notifier().wait(listener);
+        while let Some(waiter) = settle.listen_unless(|| settle.is_settled()) {
+            waiter.wait_with(|ticket| settle.notifier().wait(ticket));
         }
         for result in results.iter() {
             assert_eq!(
@@ -46,5 +47,35 @@ fn waiter_sees_the_last_settle() {
         for settler in settlers {
             settler.join().unwrap();
         }
+    });
+}
+
+/// A settler and a new add race a waiter: the waiter registered while one item was
+/// outstanding must be woken when the last one settles, even though the settler that
+/// finishes the first item sees a second one added (and so does not notify), and the
+/// second item's settler is the one that must.
+#[test]
+fn the_settler_of_a_later_add_wakes_the_waiter() {
+    loom::model(|| {
+        let settle = Arc::new(Settle::new(Bell::default()));
+        settle.add();
+        let first = {
+            let settle = Arc::clone(&settle);
+            thread::spawn(move || settle.done())
+        };
+        let second = {
+            let settle = Arc::clone(&settle);
+            thread::spawn(move || {
+                // Rule 1: added before its settler can see it (here: the same thread).
+                settle.add();
+                settle.done();
+            })
+        };
+        while let Some(waiter) = settle.listen_unless(|| settle.is_settled()) {
+            waiter.wait_with(|ticket| settle.notifier().wait(ticket));
+        }
+        first.join().unwrap();
+        second.join().unwrap();
+        assert!(settle.is_settled());
     });
 }

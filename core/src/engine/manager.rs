@@ -496,11 +496,11 @@ impl<R: AsyncRuntime> Manager<R> {
             .checked_add(timeout)
             .map(|deadline| self.runtime.sleep_until(deadline));
         loop {
-            let Some(mut listener) = self.inner.quiet_or_listener() else {
+            let Some(mut waiter) = self.inner.quiet_or_listener() else {
                 return true;
             };
             let woken = std::future::poll_fn(|cx| {
-                if Pin::new(&mut listener).poll(cx).is_ready() {
+                if Pin::new(&mut *waiter).poll(cx).is_ready() {
                     return Poll::Ready(true);
                 }
                 match &mut sleep {

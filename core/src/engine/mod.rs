@@ -57,11 +57,11 @@
 //!    task is accepted and every accepted one is visible to `stop_all`
 //!    (`core/tests/loom_gate.rs`).
 //! 7. **Settling.** `unfinished` (a [`Settle`](crate::Settle)) counts accepted tasks not
-//!    yet terminal: incremented before a task is published, decremented (`AcqRel`)
-//!    exactly once by the winner of the task's terminal transition, which notifies when it
-//!    reaches zero (and so does `finalize` when the slot table empties). A waiter checks,
-//!    listens, checks again, then waits (`Settle::listen_unless`;
-//!    `core/tests/loom_settle.rs`).
+//!    yet terminal: counted as added before a task is published, as done exactly once by
+//!    the winner of the task's terminal transition, which notifies when nothing is left
+//!    and a waiter is registered (and `finalize` notifies when the slot table empties). A
+//!    waiter checks, listens, registers, checks again, then waits
+//!    (`Settle::listen_unless`; `core/tests/loom_settle.rs`).
 //!
 //! Cancellation races are the state cell's: exactly one of cancel and start wins, and a
 //! worker whose end event loses learns which terminal state beat it.

@@ -28,7 +28,8 @@ use super::spec::{Limit, MissedTicks, Overlap, Spec, Start, Store};
 use crate::{
     BoxedPriorityQueue, Counter, Entry, Event as TaskEvent, Gate, Histogram, HistogramSnapshot,
     Level, MemoryBudget, Mode, Notify, Parked, Parking, Priority, Reservation, RetryDecision,
-    RetryPolicy, Settle, SlotTable, SpinToken, SplitMix64, State, TaskId, TimerEntry, TimerWheel,
+    RetryPolicy, Settle, SettleWaiter, SlotTable, SpinToken, SplitMix64, State, TaskId, TimerEntry,
+    TimerWheel,
 };
 
 /// Bytes a task is charged beyond its one allocation's size (the job, its completion and
@@ -42,21 +43,17 @@ pub(crate) const TASK_OVERHEAD: usize = 128;
 /// The manager's counters. What a worker bumps on every task is sharded by thread
 /// ([`Shard`]): two workers bumping one counter would pass its cache line back and forth
 /// on every task (about 30 ns each on the 2-core machine of BENCHMARKS.md, and a worker
-/// bumps four such words per task). Readers sum the shards. The submitter's counter and
-/// the running count (whose peak must be exact) are single words ([`Tally`] holds the
-/// latter).
+/// bumps four such words per task). Readers sum the shards. Submissions are counted by
+/// the settling count (`Inner::unfinished`) and the running count, whose peak must be
+/// exact, is one word ([`Tally`]).
 struct Stats {
-    submitted: CachePadded<Counter>,
     shards: Box<[CachePadded<Shard>]>,
 }
 
-/// The words that both submitters and workers write for every task, on one line of their
-/// own: a worker starting and ending a task writes three of them in a row, so the line
-/// moves to its core once per step instead of once per word.
+/// The words that workers write for every task, on one line of their own: a worker
+/// starting and ending a task writes them in a row, so the line moves to its core once
+/// per step instead of once per word.
 struct Tally {
-    /// Accepted tasks that have not reached a terminal state, and the event notified when
-    /// they drop to zero (and when the slot table empties).
-    unfinished: Settle<Event>,
     /// Attempts running now.
     running: AtomicUsize,
     /// The most attempts ever running at once.
@@ -88,7 +85,6 @@ impl Stats {
     fn new(workers: usize) -> Self {
         let shards = (workers + 2).next_power_of_two().min(16);
         Self {
-            submitted: CachePadded::default(),
             shards: (0..shards).map(|_| CachePadded::default()).collect(),
         }
     }
@@ -202,7 +198,11 @@ pub(crate) struct Inner {
     /// Submissions pass it; `stop_accepting` closes it and waits until it is drained.
     admission: Gate,
     shutdown_initiated: AtomicBool,
-    /// The unfinished and running counts and the history's cursor (see [`Tally`]).
+    /// Accepted tasks that have not reached a terminal state, and the event notified when
+    /// they drop to zero (and when the slot table empties). Its count of accepted tasks
+    /// is also the `submitted` statistic.
+    unfinished: Settle<Event>,
+    /// The running count and the history's cursor (see [`Tally`]).
     tally: CachePadded<Tally>,
     history: History,
     stats: Stats,
@@ -287,8 +287,8 @@ impl Inner {
             budget: Arc::new(MemoryBudget::new(config.memory_pool)),
             admission: Gate::new(),
             shutdown_initiated: AtomicBool::new(false),
+            unfinished: Settle::new(Event::new()),
             tally: CachePadded::new(Tally {
-                unfinished: Settle::new(Event::new()),
                 running: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
                 recorded: AtomicUsize::new(0),
@@ -489,8 +489,7 @@ impl Inner {
             cold.set_timeout(spec.timeout.or(self.config.timeout));
         });
         // Settle rule 1: counted before it is published.
-        self.tally.unfinished.add();
-        self.stats.submitted.inc();
+        self.unfinished.add();
         let start = start.map(|at| self.tick_at(at));
         match start {
             None => {
@@ -927,13 +926,13 @@ impl Inner {
             .release(id)
             .expect("the token holder releases the slot once");
         if self.records.is_empty() {
-            self.tally.unfinished.notify_all();
+            self.unfinished.notify_all();
         }
     }
 
     /// One fewer unfinished task.
     fn settle(&self) {
-        self.tally.unfinished.done();
+        self.unfinished.done();
     }
 
     /// Registers an idle worker and re-checks the queue (parking rule 1).
@@ -1158,29 +1157,32 @@ impl Inner {
     /// Whether every accepted task has ended and its slot was reclaimed (no worker is
     /// still running any of them, cancelled ones included).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.tally.unfinished.is_settled() && self.records.is_empty()
+        self.unfinished.is_settled() && self.records.is_empty()
     }
 
     /// `None` once [`is_quiet`](Self::is_quiet), else a listener notified when tasks
     /// settle or slots are reclaimed, created between two checks (settle rule 3).
-    pub(crate) fn quiet_or_listener(&self) -> Option<EventListener> {
-        self.tally.unfinished.listen_unless(|| self.is_quiet())
+    pub(crate) fn quiet_or_listener(&self) -> Option<SettleWaiter<'_, Event>> {
+        self.unfinished.listen_unless(|| self.is_quiet())
     }
 
     /// Blocks until [`is_quiet`](Self::is_quiet) or `timeout` passes; whether it is quiet.
     pub(crate) fn wait_for_completion(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            let Some(listener) = self.quiet_or_listener() else {
+            let Some(waiter) = self.quiet_or_listener() else {
                 return true;
             };
             match deadline {
                 Some(deadline) => {
-                    if listener.wait_deadline(deadline).is_none() {
+                    if waiter
+                        .wait_with(|listener| listener.wait_deadline(deadline))
+                        .is_none()
+                    {
                         return self.is_quiet();
                     }
                 }
-                None => listener.wait(),
+                None => waiter.wait_with(Listener::wait),
             }
         }
     }
@@ -1218,7 +1220,7 @@ impl Inner {
     pub(crate) fn counts(&self) -> Counts {
         let stats = &self.stats;
         Counts {
-            submitted: stats.submitted.get() as u64,
+            submitted: self.unfinished.added() as u64,
             executed: stats.sum(|shard| &shard.executed),
             succeeded: stats.sum(|shard| &shard.succeeded),
             failed: stats.sum(|shard| &shard.failed),
