@@ -3,6 +3,8 @@
 //! ever run.
 
 use std::boxed::Box;
+
+use crossbeam_utils::CachePadded;
 use std::sync::{Mutex, PoisonError};
 
 use super::snapshot::{Clock, Finished, TaskInfo};
@@ -12,15 +14,18 @@ use crate::TaskId;
 /// them to snapshots costs only when someone asks.
 ///
 /// The caller numbers the entries (the engine keeps the count on a line it writes at a
-/// task's end anyway).
+/// task's end anyway). Each entry has cache lines of its own: consecutive entries are
+/// written by different workers at the same time.
 pub(crate) struct History {
-    entries: Box<[Mutex<Option<Finished>>]>,
+    entries: Box<[CachePadded<Mutex<Option<Finished>>>]>,
 }
 
 impl History {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            entries: (0..capacity).map(|_| Mutex::new(None)).collect(),
+            entries: (0..capacity)
+                .map(|_| CachePadded::new(Mutex::new(None)))
+                .collect(),
         }
     }
 
