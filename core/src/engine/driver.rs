@@ -416,17 +416,31 @@ pub(crate) async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
         return Err(TaskError::cancelled());
     };
     let Claimed { job, ctx, .. } = claimed;
-    std::future::poll_fn(|cx| {
+    let mut registered = false;
+    let outcome = std::future::poll_fn(|cx| {
         if record.signal.is_raised() {
             return Poll::Ready(Err(TaskError::cancelled()));
         }
+        // The attempt first: most end in their first poll and need no wake-up from the
+        // signal, so their worker's waker is neither cloned nor left in the record.
+        if let Poll::Ready(outcome) = job.poll_attempt(ctx, cx) {
+            return Poll::Ready(outcome);
+        }
+        // Register, then re-check: a raise after the check above is seen here, one after
+        // the registration wakes this worker.
         record.signal.register(cx.waker());
+        registered = true;
         if record.signal.is_raised() {
             return Poll::Ready(Err(TaskError::cancelled()));
         }
-        job.poll_attempt(ctx, cx)
+        Poll::Pending
     })
-    .await
+    .await;
+    if registered {
+        // Dropped here, where it was cloned, rather than by the slot's next submitter.
+        record.signal.unregister();
+    }
+    outcome
 }
 
 /// A one-value channel from a blocking closure back to its async worker.

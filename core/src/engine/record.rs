@@ -54,6 +54,11 @@ impl Signal {
         self.waker.register(waker);
     }
 
+    /// Drops the registered waker, if any (the worker, when its attempt ends).
+    pub(crate) fn unregister(&self) {
+        drop(self.waker.take());
+    }
+
     /// Lowers the flag for a new use of the slot (the submitter's, rule 2).
     fn reset(&self) {
         self.flag.store(false, Ordering::Relaxed);
