@@ -423,6 +423,9 @@ pub(crate) trait ErasedJob: Send + Sync {
     unsafe fn complete(&self, result: Result<(), TaskError>);
     /// Drops the work (the closure and any future); the job is never run again.
     unsafe fn release(&self);
+    /// Drops the published result (nobody can take it: this is the cell's only
+    /// reference).
+    fn discard(&mut self);
 }
 
 impl<F, T, E> ErasedJob for Cell<F, T>
@@ -473,6 +476,10 @@ where
     unsafe fn release(&self) {
         // SAFETY: the trait's contract; nothing borrows the work across this call.
         drop(unsafe { (*self.work.get()).take() });
+    }
+
+    fn discard(&mut self) {
+        self.completion.discard();
     }
 }
 
@@ -552,6 +559,10 @@ where
             drop((*self.work.get()).take());
         }
     }
+
+    fn discard(&mut self) {
+        self.completion.discard();
+    }
 }
 
 /// The engine's unique reference to a task's job: whoever holds it may run the job and
@@ -597,13 +608,37 @@ impl JobRef {
         unsafe { self.0.clone_staged(clone) }
     }
 
-    /// Publishes the task's end to its handle and drops the work.
-    pub(crate) fn complete(self, result: Result<(), TaskError>) {
+    /// Publishes the task's end to its handle and drops the work. If the handle is gone,
+    /// the result is dropped too and the emptied cell comes back as a [`Shell`], for the
+    /// caller to free when it suits it; otherwise the handle frees the cell.
+    pub(crate) fn complete(self, result: Result<(), TaskError>) -> Option<Shell> {
         // SAFETY: we own the unique JobRef (ErasedJob's contract).
-        unsafe { self.0.complete(result) };
-        // `Drop` releases the work; the completion is already published.
+        unsafe {
+            self.0.complete(result);
+            self.0.release();
+        }
+        // `Drop` would complete and release again: both are done, so it is skipped.
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the `Arc` moves out once.
+        let mut cell = unsafe { core::ptr::read(&this.0) };
+        // Most handles outlive their task's end: a load spares them `get_mut`'s writes to
+        // the counts' line (no `Weak` of a cell exists, so this is the whole check).
+        if Arc::strong_count(&cell) != 1 {
+            return None;
+        }
+        Arc::get_mut(&mut cell)
+            .map(|job| job.discard())
+            .map(|()| Shell(cell))
     }
 }
+
+/// A finished task's cell that nothing refers to any more, its work and result already
+/// dropped: only memory, freed when the shell drops.
+///
+/// Workers free these in batches ([`Driver`](super::Driver)): the cell was allocated by
+/// the submitting thread, and freeing it on a worker one task at a time moves the
+/// allocator's free-list line between the cores on every task.
+pub(crate) struct Shell(#[allow(dead_code, reason = "held to be dropped")] Arc<dyn ErasedJob>);
 
 impl Drop for JobRef {
     fn drop(&mut self) {
@@ -655,6 +690,11 @@ pub(crate) struct Completion<T> {
 unsafe impl<T: Send> Sync for Completion<T> {}
 
 impl<T> Completion<T> {
+    /// Drops whatever the slot holds (`&mut`: no handle can reach it).
+    fn discard(&mut self) {
+        *self.slot.get_mut() = Slot::Empty;
+    }
+
     fn new() -> Self {
         Self {
             state: AtomicU8::new(PENDING),

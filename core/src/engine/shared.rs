@@ -18,7 +18,7 @@ use super::context::{Context, Seat};
 use super::error::{CancelError, SubmitError, TaskError};
 use super::handle::TaskHandle;
 use super::history::History;
-use super::job::{Job, JobRef, Outcome, Task};
+use super::job::{Job, JobRef, Outcome, Shell, Task};
 use super::record::{Cold, Extra, Record};
 use super::results::Results;
 use super::snapshot::{
@@ -607,8 +607,9 @@ impl Inner {
     }
 
     /// Ends an attempt: decides about a failure (retry or not), applies the result to the
-    /// state cell (or learns what beat it), publishes it to the handle, finalizes.
-    pub(crate) fn finish(&self, claimed: Claimed, outcome: Outcome) {
+    /// state cell (or learns what beat it), publishes it to the handle, finalizes. The
+    /// task's cell, if it ended and nothing else refers to it, is for the caller to free.
+    pub(crate) fn finish(&self, claimed: Claimed, outcome: Outcome) -> Option<Shell> {
         let Claimed { meta, job, ctx } = claimed;
         drop(ctx);
         let AttemptMeta {
@@ -629,8 +630,7 @@ impl Inner {
             } else {
                 TaskEvent::Fail
             };
-            self.conclude(id, record, Some(job), event, outcome, None);
-            return;
+            return self.conclude(id, record, Some(job), event, outcome, None);
         }
         match outcome {
             Ok(()) => match if recurring {
@@ -639,12 +639,18 @@ impl Inner {
                 Next::Done
             } {
                 Next::Done => {
-                    self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(()), store);
+                    self.conclude(id, record, Some(job), TaskEvent::Succeed, Ok(()), store)
                 }
-                next => self.reschedule(id, record, job, next),
+                next => {
+                    self.reschedule(id, record, job, next);
+                    None
+                }
             },
             Err(error) => match self.decide(id, record, &error, attempt) {
-                Some(delay) => self.retry(id, record, job, delay, error),
+                Some(delay) => {
+                    self.retry(id, record, job, delay, error);
+                    None
+                }
                 None => self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error), None),
             },
         }
@@ -659,7 +665,7 @@ impl Inner {
         let error = TaskError::failed("the runtime dropped the blocking job without running it");
         self.end_attempt(id, started, timed, &Ok(()));
         let record = self.records.get(id).expect("a running task's slot is live");
-        self.conclude(id, record, None, TaskEvent::Fail, Err(error), None);
+        drop(self.conclude(id, record, None, TaskEvent::Fail, Err(error), None));
     }
 
     /// Bookkeeping common to every attempt's end.
@@ -781,14 +787,15 @@ impl Inner {
         if let Err((_, job)) = unsafe { record.state.apply_returning(TaskEvent::Reschedule, job) } {
             // A cancel or timeout won while the run ran: we got the job back (rule 3); the
             // `Fail` below loses too and the handle learns the winner's state.
-            self.conclude(
+            // A rare end: its cell (if unreferenced) is freed here.
+            drop(self.conclude(
                 id,
                 record,
                 Some(job),
                 TaskEvent::Fail,
                 Err(TaskError::cancelled()),
                 None,
-            );
+            ));
             return;
         }
         match next {
@@ -810,7 +817,8 @@ impl Inner {
         if let Err((_, job)) = unsafe { record.state.apply_returning(TaskEvent::Retry, job) } {
             // A cancel or timeout won while the attempt ran: we got the job back (rule 3);
             // end as that state says.
-            self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error), None);
+            // A rare end: its cell (if unreferenced) is freed here.
+            drop(self.conclude(id, record, Some(job), TaskEvent::Fail, Err(error), None));
             return;
         }
         self.stats.mine().retried.inc();
@@ -832,7 +840,9 @@ impl Inner {
     }
 
     /// Applies an end `event` and publishes the result (storing a success's value in
-    /// `store`), or learns what beat it; finalizes (the worker holds the token).
+    /// `store`), or learns what beat it; finalizes (the worker holds the token). Returns
+    /// the job's emptied cell if nothing else refers to it ([`JobRef::complete`]).
+    #[must_use = "dropping the shell frees the cell here and now"]
     fn conclude(
         &self,
         id: TaskId,
@@ -841,7 +851,7 @@ impl Inner {
         event: TaskEvent,
         result: Result<(), TaskError>,
         store: Option<Store>,
-    ) {
+    ) -> Option<Shell> {
         match record.state.apply(event) {
             Ok(_) => {
                 let shard = self.stats.mine();
@@ -868,18 +878,17 @@ impl Inner {
                     }
                     self.finalize_locked(id, record, &mut cold);
                 }
-                if let Some(job) = job {
-                    job.complete(result);
-                }
+                let shell = job.and_then(|job| job.complete(result));
                 self.settle();
+                shell
             }
             // A cancel or timeout won while the attempt ran (state rules 1-2): the winner
             // counted and settled the task; the attempt's result is discarded.
             Err(lost) => {
-                if let Some(job) = job {
-                    job.complete(Err(TaskError::for_state(lost.state())));
-                }
+                let shell =
+                    job.and_then(|job| job.complete(Err(TaskError::for_state(lost.state()))));
                 self.finalize(id, record);
+                shell
             }
         }
     }

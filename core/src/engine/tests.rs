@@ -137,3 +137,40 @@ fn a_running_async_job_is_dropped_on_timeout() {
     assert!(handle.wait().unwrap_err().is_timed_out());
     finish(manager, &runtime);
 }
+
+/// A fire-and-forget task's captures and result are dropped when it ends, though its
+/// emptied cell may wait in its worker's batch (`driver::Graves`) until the worker runs out
+/// of work.
+#[test]
+fn fire_and_forget_captures_and_results_drop_at_the_end() {
+    /// Counts its drops.
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (manager, runtime) = manager(8);
+    let captured = Arc::new(());
+    let results = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let captured = Arc::clone(&captured);
+        let results = Arc::clone(&results);
+        drop(
+            manager
+                .spawn(move |_: &Context| {
+                    let _captured = &captured;
+                    Ok::<_, BoxError>(Counted(Arc::clone(&results)))
+                })
+                .unwrap(),
+        );
+    }
+    assert!(manager.wait_for_completion(Duration::from_secs(30)));
+    assert_eq!(Arc::strong_count(&captured), 1, "every closure was dropped");
+    assert_eq!(
+        results.load(Ordering::SeqCst),
+        3,
+        "every result was dropped"
+    );
+    finish(manager, &runtime);
+}
