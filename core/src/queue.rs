@@ -364,6 +364,40 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
             crate::storage::boxed_from_fn(capacity_per_level, Slot::new)
         })
     }
+
+    /// Like [`with_capacity`](Self::with_capacity), but reports an allocation the system
+    /// refuses instead of aborting.
+    ///
+    /// # Errors
+    ///
+    /// When the memory for the four levels cannot be reserved.
+    ///
+    /// # Panics
+    ///
+    /// As [`with_capacity`](Self::with_capacity).
+    pub fn try_with_capacity(
+        capacity_per_level: usize,
+        mode: Mode,
+    ) -> Result<Self, alloc::collections::TryReserveError> {
+        assert!(
+            capacity_per_level > 0,
+            "a priority queue level needs at least one slot"
+        );
+        assert!(
+            capacity_per_level <= usize::MAX / 4,
+            "priority queue capacity {capacity_per_level} per level is too large"
+        );
+        let mut levels = alloc::vec::Vec::with_capacity(Level::COUNT);
+        for _ in 0..Level::COUNT {
+            levels.push(crate::storage::try_boxed_from_fn(
+                capacity_per_level,
+                Slot::new,
+            )?);
+        }
+        Ok(Self::from_storage(capacity_per_level, mode, || {
+            levels.pop().expect("one storage per level")
+        }))
+    }
 }
 
 impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {

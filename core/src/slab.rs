@@ -290,6 +290,27 @@ impl<T> SlotTable<T, alloc::boxed::Box<[Entry<T>]>> {
             Entry::new(index, capacity, init(index))
         }))
     }
+
+    /// Like [`with_capacity`](Self::with_capacity), but reports an allocation the system
+    /// refuses instead of aborting.
+    ///
+    /// # Errors
+    ///
+    /// When the memory for `capacity` slots cannot be reserved.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY).
+    pub fn try_with_capacity(
+        capacity: usize,
+        mut init: impl FnMut(usize) -> T,
+    ) -> Result<Self, alloc::collections::TryReserveError> {
+        assert_capacity(capacity);
+        Ok(Self::from_entries(crate::storage::try_boxed_from_fn(
+            capacity,
+            |index| Entry::new(index, capacity, init(index)),
+        )?))
+    }
 }
 
 /// Checks the capacity limit stated on [`SlotTable`] (`# Limits`).

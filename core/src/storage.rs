@@ -58,3 +58,16 @@ pub(crate) fn array_from_fn<C, const N: usize>(f: impl FnMut(usize) -> C) -> [C;
 pub(crate) fn boxed_from_fn<C>(len: usize, f: impl FnMut(usize) -> C) -> alloc::boxed::Box<[C]> {
     (0..len).map(f).collect()
 }
+
+/// Builds a boxed slice of `len` cells by calling `f` for each index, or reports that the
+/// memory could not be reserved (instead of aborting the process).
+#[cfg(feature = "alloc")]
+pub(crate) fn try_boxed_from_fn<C>(
+    len: usize,
+    f: impl FnMut(usize) -> C,
+) -> Result<alloc::boxed::Box<[C]>, alloc::collections::TryReserveError> {
+    let mut cells = alloc::vec::Vec::new();
+    cells.try_reserve_exact(len)?;
+    cells.extend((0..len).map(f));
+    Ok(cells.into_boxed_slice())
+}

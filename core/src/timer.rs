@@ -260,6 +260,28 @@ impl TimerWheel<alloc::boxed::Box<[TimerEntry]>> {
             TimerEntry::VACANT
         }))
     }
+
+    /// Like [`with_capacity`](Self::with_capacity), but reports an allocation the system
+    /// refuses instead of aborting.
+    ///
+    /// # Errors
+    ///
+    /// When the memory for `capacity` timers cannot be reserved.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY).
+    pub fn try_with_capacity(capacity: usize) -> Result<Self, alloc::collections::TryReserveError> {
+        assert!(
+            capacity <= Self::MAX_CAPACITY,
+            "timer wheel capacity {capacity} exceeds the maximum {}",
+            Self::MAX_CAPACITY
+        );
+        Ok(Self::from_storage(crate::storage::try_boxed_from_fn(
+            capacity,
+            |_| TimerEntry::VACANT,
+        )?))
+    }
 }
 
 impl<S> TimerWheel<S> {
