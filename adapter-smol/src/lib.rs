@@ -14,26 +14,35 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use errand_smol::{BoxError, Context, Priority, Task};
+//! use errand_smol::prelude::*;
 //!
-//! let manager = errand_smol::builder().workers(4).build().unwrap();
+//! let manager = builder().workers(4).build().unwrap();
 //! let handle = manager
-//!     .submit(Task::new_async(|ctx: Context| async move {
+//!     .submit(Task::future(|ctx: Context| async move {
 //!         ctx.progress(50.0, "halfway")?;
+//!         ctx.sleep(Duration::from_millis(1)).await;
 //!         Ok::<_, BoxError>(21 * 2)
 //!     }).priority(Priority::HIGH))
 //!     .unwrap();
 //! assert_eq!(smol::block_on(handle).unwrap(), 42);
-//! assert!(manager.shutdown(Duration::from_secs(5)).completed);
+//! // `.wait()` in blocking code, `.await` in async code.
+//! assert!(manager.shutdown(Duration::from_secs(5)).wait().completed);
 //! ```
 //!
 //! # Ctrl-C / SIGTERM
 //!
 //! Await the signal with `async-signal` (`Signals::new([Signal::Term, Signal::Int])`),
-//! then [`shutdown_async`](errand_core::engine::Manager::shutdown_async) with a grace
-//! period, and log its report; `tests/sigterm.rs` runs this recipe.
+//! then await [`shutdown`](errand_core::engine::Manager::shutdown) with a grace period,
+//! and log its report; `tests/sigterm.rs` runs this recipe.
 
 pub use errand_core::engine::prelude::*;
+
+/// Everything a port of the guide needs on smol: the engine's prelude, this adapter's
+/// [`Manager`] and [`Builder`], and [`builder`]. Switching adapters is changing this `use`.
+pub mod prelude {
+    pub use super::{Builder, Manager, Smol, builder};
+    pub use errand_core::engine::prelude::*;
+}
 
 use std::future::Future;
 use std::pin::Pin;

@@ -11,19 +11,28 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use errand_threads::{BoxError, Priority, Task};
+//! use errand_threads::prelude::*;
 //!
-//! let manager = errand_threads::builder().workers(2).build().unwrap();
+//! let manager = builder().workers(2).build().unwrap();
 //!
 //! let handle = manager
-//!     .submit(Task::new(|ctx| {
+//!     .submit(Task::blocking(|ctx| {
 //!         ctx.progress(50.0, "halfway")?;
 //!         Ok::<_, BoxError>(21 * 2)
 //!     }).priority(Priority::HIGH))
 //!     .unwrap();
 //! assert_eq!(handle.wait().unwrap(), 42);
 //!
-//! let report = manager.shutdown(Duration::from_secs(5));
+//! // Async tasks run here too, their futures polled on the worker threads.
+//! let later = manager
+//!     .spawn(|ctx: Context| async move {
+//!         ctx.sleep(Duration::from_millis(1)).await;
+//!         Ok::<_, BoxError>("slept")
+//!     })
+//!     .unwrap();
+//! assert_eq!(later.wait().unwrap(), "slept");
+//!
+//! let report = manager.shutdown(Duration::from_secs(5)).wait();
 //! assert!(report.completed);
 //! ```
 //!
@@ -31,10 +40,23 @@
 //!
 //! Wait for the signal on a thread of its own (with `signal-hook`:
 //! `Signals::new([SIGINT, SIGTERM])?.forever().next()`), then call
-//! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) with a grace period and
-//! log its report; `tests/sigterm.rs` runs this recipe.
+//! [`Manager::shutdown`](errand_core::engine::Manager::shutdown) with a grace period,
+//! `.wait()` for its report, and log it; `tests/sigterm.rs` runs this recipe.
+//!
+//! # Detached closures
+//!
+//! A blocking closure that outlives its task's timeout or cancel holds its worker thread
+//! until it returns; the manager starts a replacement worker meanwhile (see
+//! [`Builder::max_detached`](errand_core::engine::Builder::max_detached)).
 
 pub use errand_core::engine::prelude::*;
+
+/// Everything a port of the guide needs on threads: the engine's prelude, this adapter's
+/// [`Manager`] and [`Builder`], and [`builder`]. Switching adapters is changing this `use`.
+pub mod prelude {
+    pub use super::{Builder, Manager, Threads, builder};
+    pub use errand_core::engine::prelude::*;
+}
 
 /// The workspace README's examples (this crate and `errand-core`), compiled and run as
 /// doctests here so they cannot rot.

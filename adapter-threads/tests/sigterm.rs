@@ -20,13 +20,15 @@ fn sigterm_shuts_the_manager_down_gracefully() {
         let manager = Arc::clone(&manager);
         move || {
             let signal = signals.forever().next();
-            (signal, manager.shutdown(Duration::from_millis(100)))
+            (signal, manager.shutdown(Duration::from_millis(100)).wait())
         }
     });
 
-    let quick = manager.spawn(|_: &Context| Ok::<_, BoxError>(1)).unwrap();
+    let quick = manager
+        .spawn_blocking(|_: &Context| Ok::<_, BoxError>(1))
+        .unwrap();
     let endless = manager
-        .spawn(|ctx: &Context| {
+        .spawn_blocking(|ctx: &Context| {
             while !ctx.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -42,7 +42,7 @@ fn main() {
         let handles: Vec<_> = (0..if run_errand { n } else { 0 })
             .map(|i| {
                 manager
-                    .submit(Task::new_async(move |_ctx: Context| async move {
+                    .submit(Task::future(move |_ctx: Context| async move {
                         Ok::<_, BoxError>(i)
                     }))
                     .unwrap()

@@ -38,7 +38,7 @@ fn main() -> Result<(), BoxError> {
         "Saving results...",
     ];
     let processing = manager.submit(
-        Task::new_async(move |ctx: Context| async move {
+        Task::future(move |ctx: Context| async move {
             for (i, step) in steps.iter().enumerate() {
                 ctx.progress(((i + 1) * 100 / steps.len()) as f64, *step)?;
                 tokio::time::sleep(Duration::from_millis(150)).await;
@@ -65,7 +65,7 @@ fn main() -> Result<(), BoxError> {
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let unreliable = manager.submit(
-        Task::new({
+        Task::blocking({
             let attempts = Arc::clone(&attempts);
             move |ctx: &Context| {
                 attempts.lock().unwrap().push(started.elapsed());
@@ -112,7 +112,7 @@ fn main() -> Result<(), BoxError> {
         .initial_delay(Duration::from_millis(20))
         .build()?;
     let connection = manager.submit(
-        Task::new(|ctx: &Context| {
+        Task::blocking(|ctx: &Context| {
             if ctx.attempt() < 2 {
                 Err(BoxError::from(std::io::Error::other(
                     "failed to connect to external service",
@@ -125,7 +125,7 @@ fn main() -> Result<(), BoxError> {
         .on_error(handler),
     )?;
     let validation = manager.submit(
-        Task::new(|_: &Context| "x".parse::<u32>().map_err(BoxError::from))
+        Task::blocking(|_: &Context| "x".parse::<u32>().map_err(BoxError::from))
             .retry(quick)
             .on_error(handler),
     )?;
@@ -145,7 +145,7 @@ fn main() -> Result<(), BoxError> {
     let order = Arc::new(Mutex::new(Vec::new()));
     let gate = Arc::new(Mutex::new(()));
     let held = gate.lock().unwrap();
-    let blocker = one_worker.submit(Task::new({
+    let blocker = one_worker.submit(Task::blocking({
         let gate = Arc::clone(&gate);
         move |_: &Context| {
             drop(gate.lock().unwrap());
@@ -162,7 +162,7 @@ fn main() -> Result<(), BoxError> {
     .map(|priority| {
         let order = Arc::clone(&order);
         one_worker.submit(
-            Task::new(move |_: &Context| {
+            Task::blocking(move |_: &Context| {
                 order.lock().unwrap().push(priority);
                 Ok::<_, BoxError>(())
             })
@@ -189,7 +189,7 @@ fn main() -> Result<(), BoxError> {
     section("Batch processing (all or nothing)");
     let batch: Vec<_> = (0..10)
         .map(|item| {
-            Task::new_async(move |_ctx: Context| async move {
+            Task::future(move |_ctx: Context| async move {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 Ok::<_, BoxError>(item)
             })
@@ -207,14 +207,14 @@ fn main() -> Result<(), BoxError> {
     section("Delayed and recurring tasks");
     let scheduled_at = Instant::now();
     let reminder = manager.submit(
-        Task::new(move |_: &Context| Ok::<_, BoxError>(scheduled_at.elapsed()))
+        Task::blocking(move |_: &Context| Ok::<_, BoxError>(scheduled_at.elapsed()))
             .delay(Duration::from_millis(300))
             .label("reminder"),
     )?;
-    println!("  reminder is {}", reminder.status());
+    println!("  reminder is {}", reminder.state());
     let samples = Arc::new(Mutex::new(Vec::new()));
     let monitoring = manager.submit(
-        Task::new({
+        Task::blocking({
             let samples = Arc::clone(&samples);
             move |ctx: &Context| {
                 let mut samples = samples.lock().unwrap();
@@ -230,8 +230,10 @@ fn main() -> Result<(), BoxError> {
 
     section("Stored results");
     let calculation = manager.submit(
-        Task::new(|_: &Context| Ok::<_, BoxError>((1..=1_000_000_u64).map(|i| i * i).sum::<u64>()))
-            .store_result_for(Duration::from_secs(24 * 3600)),
+        Task::blocking(|_: &Context| {
+            Ok::<_, BoxError>((1..=1_000_000_u64).map(|i| i * i).sum::<u64>())
+        })
+        .store_result_for(Duration::from_secs(24 * 3600)),
     )?;
     let calculation_id = calculation.id();
     calculation.wait()?;
@@ -289,14 +291,14 @@ fn main() -> Result<(), BoxError> {
 
     section("Graceful shutdown");
     let long = manager.submit(
-        Task::new_async(|ctx: Context| async move {
+        Task::future(|ctx: Context| async move {
             ctx.cancelled().await;
             Ok::<_, BoxError>(())
         })
         .label("long running"),
     )?;
     println!("  🛑 graceful shutdown initiated...");
-    let report = manager.shutdown(Duration::from_millis(200));
+    let report = manager.shutdown(Duration::from_millis(200)).wait();
     println!(
         "  ⚠️  force stopped {} task(s): {}",
         report.unfinished.len(),
@@ -307,7 +309,7 @@ fn main() -> Result<(), BoxError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    assert_eq!(long.status(), State::Cancelled);
+    assert_eq!(long.state(), State::Cancelled);
     let counts = manager.counts();
     println!(
         "  ✅ done: submitted {} = succeeded {} + failed {} + cancelled {} + timed out {} + stopped {}",

@@ -11,42 +11,60 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use errand_tokio::{BoxError, Context, Priority, Task};
+//! use errand_tokio::prelude::*;
 //!
 //! # fn main() {
 //! let runtime = tokio::runtime::Runtime::new().unwrap();
 //! runtime.block_on(async {
-//!     let manager = errand_tokio::builder().workers(4).build().unwrap();
+//!     let manager = builder().workers(4).build().unwrap();
 //!     let handle = manager
-//!         .submit(Task::new_async(|ctx: Context| async move {
+//!         .submit(Task::future(|ctx: Context| async move {
 //!             ctx.progress(50.0, "halfway")?;
+//!             ctx.sleep(Duration::from_millis(1)).await;
 //!             Ok::<_, BoxError>(21 * 2)
 //!         }).priority(Priority::HIGH))
 //!         .unwrap();
 //!     assert_eq!(handle.await.unwrap(), 42);
-//!     manager.stop_accepting();
+//!     let report = manager.shutdown(Duration::from_secs(5)).await;
+//!     assert!(report.completed);
 //! });
 //! # }
 //! ```
 //!
+//! The same code runs on errand-smol or errand-threads with the `use` changed to
+//! `errand_smol::prelude::*` or `errand_threads::prelude::*`.
+//!
 //! # Ctrl-C / SIGTERM
 //!
 //! With tokio's `signal` feature, await `tokio::signal::ctrl_c()` (or
-//! `tokio::signal::unix::signal(SignalKind::terminate())`) in a task, then
-//! [`shutdown_async`](errand_core::engine::Manager::shutdown_async) with a grace period
-//! and log its report (`tests/sigterm.rs` runs this recipe):
+//! `tokio::signal::unix::signal(SignalKind::terminate())`) in a task, then await
+//! [`shutdown`](errand_core::engine::Manager::shutdown) with a grace period and log its
+//! report (`tests/sigterm.rs` runs this recipe):
 //!
 //! ```no_run
 //! # async fn recipe(manager: std::sync::Arc<errand_tokio::Manager>) {
 //! tokio::spawn(async move {
 //!     tokio::signal::ctrl_c().await.expect("a Ctrl-C handler");
-//!     let report = manager.shutdown_async(std::time::Duration::from_secs(30)).await;
+//!     let report = manager.shutdown(std::time::Duration::from_secs(30)).await;
 //!     eprintln!("force stopped {} task(s)", report.unfinished.len());
 //! });
 //! # }
 //! ```
+//!
+//! # The runtime's end
+//!
+//! If the tokio runtime is shut down (dropped) while the manager lives, its workers go
+//! with it: the manager notices, ends every task (their handles resolve) and refuses later
+//! submissions with `SubmitError::RuntimeGone`.
 
 pub use errand_core::engine::prelude::*;
+
+/// Everything a port of the guide needs on tokio: the engine's prelude, this adapter's
+/// [`Manager`] and [`Builder`], and [`builder`]. Switching adapters is changing this `use`.
+pub mod prelude {
+    pub use super::{Builder, Manager, Tokio, builder};
+    pub use errand_core::engine::prelude::*;
+}
 
 use std::future::Future;
 use std::pin::Pin;
@@ -58,40 +76,56 @@ use errand_core::engine::{AsyncRuntime, Driver, Runtime};
 /// handle; blocking work runs on that runtime's blocking pool.
 ///
 /// The runtime must have its time driver enabled (`enable_time`, or `enable_all` as
-/// `#[tokio::main]` does): delays, retries and timeouts sleep on it.
+/// `#[tokio::main]` does): the timer driver sleeps on it.
 #[derive(Clone, Debug)]
 pub struct Tokio {
-    handle: tokio::runtime::Handle,
+    /// `None` when made outside a runtime: building a manager on it then fails.
+    handle: Option<tokio::runtime::Handle>,
 }
 
 impl Tokio {
-    /// The runtime the caller is running in.
-    ///
-    /// # Panics
-    ///
-    /// When called outside a tokio runtime (as `tokio::runtime::Handle::current` does).
+    /// The runtime the caller is running in; outside one, a `Tokio` on which
+    /// [`Builder::build`](errand_core::engine::Builder::build) fails with a
+    /// [`BuildError`] (never a panic).
     #[must_use]
     pub fn current() -> Self {
-        Self::from_handle(tokio::runtime::Handle::current())
+        Self {
+            handle: tokio::runtime::Handle::try_current().ok(),
+        }
     }
 
     /// The runtime behind `handle`.
     #[must_use]
     pub fn from_handle(handle: tokio::runtime::Handle) -> Self {
-        Self { handle }
+        Self {
+            handle: Some(handle),
+        }
+    }
+
+    fn handle(&self) -> std::io::Result<&tokio::runtime::Handle> {
+        self.handle.as_ref().ok_or_else(|| {
+            std::io::Error::other(
+                "there is no tokio runtime: errand_tokio::builder() was called outside one; \
+                 call it inside a runtime, or use errand_tokio::builder_on(handle)",
+            )
+        })
     }
 }
 
 impl Runtime for Tokio {
     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
-        drop(self.handle.spawn(driver.run()));
+        drop(self.handle()?.spawn(driver.run()));
         Ok(())
     }
 }
 
 impl AsyncRuntime for Tokio {
     fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>) {
-        drop(self.handle.spawn_blocking(job));
+        // Workers run only on a runtime, so the handle is there; without one the job is
+        // dropped unrun, which ends its attempt as lost.
+        if let Ok(handle) = self.handle() {
+            drop(handle.spawn_blocking(job));
+        }
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -106,11 +140,22 @@ pub type Manager = errand_core::engine::Manager<Tokio>;
 pub type Builder = errand_core::engine::Builder<Tokio>;
 
 /// A builder on the current tokio runtime, with the defaults (see
-/// [`errand_core::engine::Builder::new`]).
+/// [`errand_core::engine::Builder::new`]). Outside a runtime it does not panic: its
+/// [`build`](errand_core::engine::Builder::build) fails with a [`BuildError`] of kind
+/// [`BuildErrorKind::Runtime`]; use [`builder_on`] with a handle there.
 ///
-/// # Panics
+/// # Examples
 ///
-/// When called outside a tokio runtime; use [`builder_on`] with a handle there.
+/// ```
+/// use errand_tokio::prelude::*;
+///
+/// let err = builder().build().unwrap_err();
+/// assert_eq!(err.kind(), BuildErrorKind::Runtime);
+///
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// let manager = errand_tokio::builder_on(runtime.handle().clone()).build().unwrap();
+/// # drop(manager);
+/// ```
 pub fn builder() -> Builder {
     Builder::new(Tokio::current())
 }

@@ -22,6 +22,16 @@ impl errand_conformance::Adapter for TokioAdapter {
     fn builder() -> errand_tokio::Builder {
         errand_tokio::builder_on(runtime().handle().clone())
     }
+
+    fn run_inside<F>(future: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        runtime()
+            .block_on(runtime().spawn(future))
+            .expect("the tokio task ran to its end")
+    }
 }
 
 errand_conformance::suite!(TokioAdapter);

@@ -1,5 +1,5 @@
 //! The Ctrl-C / SIGTERM recipe on tokio, tested: await the signal in a task, then
-//! `shutdown_async` with a grace period, and report what did not finish.
+//! awaits `shutdown` with a grace period, and report what did not finish.
 
 #![cfg(unix)]
 
@@ -26,13 +26,15 @@ fn sigterm_shuts_the_manager_down_gracefully() {
             let manager = Arc::clone(&manager);
             async move {
                 terminate.recv().await;
-                manager.shutdown_async(Duration::from_millis(100)).await
+                manager.shutdown(Duration::from_millis(100)).await
             }
         });
 
-        let quick = manager.spawn(|_: &Context| Ok::<_, BoxError>(1)).unwrap();
+        let quick = manager
+            .spawn_blocking(|_: &Context| Ok::<_, BoxError>(1))
+            .unwrap();
         let endless = manager
-            .spawn_async(|ctx: Context| async move {
+            .spawn(|ctx: Context| async move {
                 ctx.cancelled().await;
                 Ok::<_, BoxError>(())
             })

@@ -45,7 +45,7 @@ fn manager<R: Runtime>(builder: Builder<R>) -> Manager<R> {
 
 /// The no-op async task of the async adapters.
 fn noop_async() -> Task<impl Job<Output = ()>> {
-    Task::new_async(|_ctx: Context| async { Ok::<_, BoxError>(()) })
+    Task::future(|_ctx: Context| async { Ok::<_, BoxError>(()) })
 }
 
 /// Times `iters` round trips, each awaiting `one()` before the next starts.
@@ -109,7 +109,7 @@ fn submit_complete(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let task = Task::new(|_ctx: &Context| Ok::<_, BoxError>(()));
+                let task = Task::blocking(|_ctx: &Context| Ok::<_, BoxError>(()));
                 errand.submit(task).expect("submitted").wait().unwrap();
             }
             start.elapsed()
@@ -195,7 +195,7 @@ fn submit_batch(c: &mut Criterion) {
         b.iter(|| {
             let handles: Vec<_> = (0..BATCH)
                 .map(|_| {
-                    let task = Task::new(|_ctx: &Context| Ok::<_, BoxError>(()));
+                    let task = Task::blocking(|_ctx: &Context| Ok::<_, BoxError>(()));
                     errand.submit(task).expect("submitted")
                 })
                 .collect();

@@ -21,28 +21,13 @@
 //!
 //! A pass costs an entrant two read-modify-writes of the count and one fence; the count is
 //! the only shared word it writes.
-//!
-//! # Examples
-//!
-//! ```
-//! use errand_core::Gate;
-//!
-//! let gate = Gate::new();
-//! let pass = gate.enter().expect("the gate starts open");
-//! gate.close();
-//! assert!(!gate.is_open());
-//! assert!(!gate.is_drained(), "a pass is still held");
-//! assert!(gate.enter().is_none(), "closed: no new pass");
-//! drop(pass);
-//! assert!(gate.is_drained());
-//! ```
 
 use core::fmt;
 
 use crate::sync::{AtomicUsize, Ordering, fence};
 
 /// A closable admission gate (see the [module docs](self)).
-pub struct Gate {
+pub(crate) struct Gate {
     /// Non-zero while open.
     open: AtomicUsize,
     /// Passes given and not dropped yet (plus entrants between rules 1's steps).
@@ -51,12 +36,12 @@ pub struct Gate {
 
 /// Permission to go through an open [`Gate`]; a closer waits until every pass dropped.
 #[must_use = "the pass admits its holder only while it is held"]
-pub struct Pass<'a>(&'a Gate);
+pub(crate) struct Pass<'a>(&'a Gate);
 
 impl Gate {
     /// An open gate with no entrant.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             open: AtomicUsize::new(1),
             entered: AtomicUsize::new(0),
@@ -65,7 +50,7 @@ impl Gate {
 
     /// A pass, unless the gate is closed (rule 1).
     #[inline]
-    pub fn enter(&self) -> Option<Pass<'_>> {
+    pub(crate) fn enter(&self) -> Option<Pass<'_>> {
         self.entered.fetch_add(1, Ordering::Relaxed);
         // Rule 3: pairs with the fence in `close`.
         fence(Ordering::SeqCst);
@@ -79,7 +64,7 @@ impl Gate {
 
     /// Closes the gate: no pass is given after a [`is_drained`](Self::is_drained) that
     /// follows this call returns `true` (rule 2). Closing twice is harmless.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.open.store(0, Ordering::Relaxed);
         // Rule 3: pairs with the fence in `enter`.
         fence(Ordering::SeqCst);
@@ -87,14 +72,14 @@ impl Gate {
 
     /// Whether the gate is open.
     #[must_use]
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.open.load(Ordering::Relaxed) != 0
     }
 
     /// Whether no pass is held. After [`close`](Self::close), once this is `true` no
     /// pass will be given again and every former holder's writes are visible (rule 4).
     #[must_use]
-    pub fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         self.entered.load(Ordering::Acquire) == 0
     }
 }
@@ -125,5 +110,24 @@ impl fmt::Debug for Gate {
 impl fmt::Debug for Pass<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pass").finish_non_exhaustive()
+    }
+}
+
+/// The module's protocol in one walk-through (the type is crate-internal, so this is a
+/// unit test rather than a doctest).
+#[cfg(all(test, not(errand_loom)))]
+mod walkthrough {
+    #[test]
+    fn walkthrough() {
+        use crate::gate::Gate;
+
+        let gate = Gate::new();
+        let pass = gate.enter().expect("the gate starts open");
+        gate.close();
+        assert!(!gate.is_open());
+        assert!(!gate.is_drained(), "a pass is still held");
+        assert!(gate.enter().is_none(), "closed: no new pass");
+        drop(pass);
+        assert!(gate.is_drained());
     }
 }

@@ -24,22 +24,6 @@
 //!
 //! So at every moment at most one thread may access the cell, and a thread whose event
 //! lost never receives the value (unless it is a returner taking its own value back).
-//!
-//! # Examples
-//!
-//! ```
-//! use errand_core::{Event, Handoff, State};
-//!
-//! let handoff = Handoff::new();
-//! // SAFETY: rule 1, nobody else has the handoff yet.
-//! unsafe { handoff.publish("job", State::Queued) };
-//! // A worker wins `Start` and gets the value; a racing cancel gets nothing.
-//! let started = handoff.apply(Event::Start).unwrap();
-//! assert_eq!(started.value, Some("job"));
-//! let cancelled = handoff.apply(Event::Cancel).unwrap();
-//! assert_eq!(cancelled.value, None);
-//! assert_eq!(handoff.load(), State::Cancelled);
-//! ```
 
 use core::fmt;
 
@@ -48,7 +32,7 @@ use crate::{Event, InvalidTransition, State, StateCell, Transition};
 
 /// A task's state plus the value it hands from its submitter to the single winner of a
 /// transition out of waiting (see the [module docs](self)).
-pub struct Handoff<T> {
+pub(crate) struct Handoff<T> {
     state: StateCell,
     /// `Some` exactly while the state is a waiting one (after a publish).
     value: UnsafeCell<Option<T>>,
@@ -61,11 +45,11 @@ unsafe impl<T: Send> Sync for Handoff<T> {}
 /// An applied transition and the value it took out of the cell (rule 2).
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "the value, if any, belongs to the winner"]
-pub struct Taken<T> {
+pub(crate) struct Taken<T> {
     /// The transition applied.
-    pub transition: Transition,
+    pub(crate) transition: Transition,
     /// The value, when the transition left the waiting states.
-    pub value: Option<T>,
+    pub(crate) value: Option<T>,
 }
 
 /// Whether the value sits in the cell in `state`.
@@ -77,7 +61,7 @@ impl<T> Handoff<T> {
     /// An empty handoff in a terminal state (`Cancelled`): no event applies until
     /// [`publish`](Self::publish).
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: StateCell::new(State::Cancelled),
             value: UnsafeCell::new(None),
@@ -87,7 +71,7 @@ impl<T> Handoff<T> {
     /// The current state (`Acquire`).
     #[inline]
     #[must_use]
-    pub fn load(&self) -> State {
+    pub(crate) fn load(&self) -> State {
         self.state.load()
     }
 
@@ -99,7 +83,7 @@ impl<T> Handoff<T> {
     /// earlier use of it happened before this call (the engine's slot table releases a
     /// slot with `Release` and acquires it with `Acquire`). `state` must be a waiting
     /// state (debug-asserted).
-    pub unsafe fn publish(&self, value: T, state: State) {
+    pub(crate) unsafe fn publish(&self, value: T, state: State) {
         debug_assert!(is_waiting(state), "publishing into {state}");
         // SAFETY: rule 1, the caller has sole use of the cell.
         self.value.with_mut(|cell| unsafe { *cell = Some(value) });
@@ -114,7 +98,7 @@ impl<T> Handoff<T> {
     /// [`InvalidTransition`] when another event won (the state is unchanged, the value
     /// untouched).
     #[inline]
-    pub fn apply(&self, event: Event) -> Result<Taken<T>, InvalidTransition> {
+    pub(crate) fn apply(&self, event: Event) -> Result<Taken<T>, InvalidTransition> {
         let transition = self.state.apply(event)?;
         let value = if is_waiting(transition.from) && !is_waiting(transition.to) {
             // SAFETY: rule 2, we won the only transition out of waiting for this value.
@@ -137,7 +121,7 @@ impl<T> Handoff<T> {
     ///
     /// Rule 3: the caller holds the value it took by winning `Start`, and applied no
     /// event since (so the state is `Running`, or terminal if another event won).
-    pub unsafe fn apply_returning(
+    pub(crate) unsafe fn apply_returning(
         &self,
         event: Event,
         value: T,
@@ -157,8 +141,9 @@ impl<T> Handoff<T> {
         }
     }
 
+    #[cfg(test)]
     /// The value left in the cell, if any (the handoff is consumed).
-    pub fn into_value(self) -> Option<T> {
+    pub(crate) fn into_value(self) -> Option<T> {
         self.value.with_mut(|cell| {
             // SAFETY: `self` is owned: no other thread can use the cell.
             unsafe { (*cell).take() }
@@ -224,5 +209,26 @@ mod tests {
         // SAFETY: rule 1, not shared.
         unsafe { kept.publish(Box::new(2_u32), State::Scheduled) };
         drop(kept);
+    }
+}
+
+/// The module's protocol in one walk-through (the type is crate-internal, so this is a
+/// unit test rather than a doctest).
+#[cfg(all(test, not(errand_loom)))]
+mod walkthrough {
+    #[test]
+    fn walkthrough() {
+        use crate::handoff::Handoff;
+        use crate::{Event, State};
+
+        let handoff = Handoff::new();
+        // SAFETY: rule 1, nobody else has the handoff yet.
+        unsafe { handoff.publish("job", State::Queued) };
+        // A worker wins `Start` and gets the value; a racing cancel gets nothing.
+        let started = handoff.apply(Event::Start).unwrap();
+        assert_eq!(started.value, Some("job"));
+        let cancelled = handoff.apply(Event::Cancel).unwrap();
+        assert_eq!(cancelled.value, None);
+        assert_eq!(handoff.load(), State::Cancelled);
     }
 }

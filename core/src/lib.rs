@@ -16,10 +16,6 @@
 //! - [`MemoryBudget`]: byte-budget accounting with RAII reservations.
 //! - [`TimerWheel`]: a hierarchical timer wheel over slot indices.
 //! - [`Counter`], [`Histogram`]: statistics without allocation.
-//! - [`Handoff`]: a value moved from its publisher to the single winner of a transition.
-//! - [`Parking`]: the idle count and stop flag of a worker pool (no lost wakeup).
-//! - [`Gate`]: an admission gate that closes and drains (no entry after a drained close).
-//! - [`Settle`]: a count of outstanding work whose waiters never miss it reaching zero.
 //!
 //! With the `std` feature it also holds [`engine`]: the runtime-agnostic task manager that
 //! the adapter crates (`errand-tokio`, `errand-smol`, `errand-threads`) bind to a runtime.
@@ -79,17 +75,53 @@ pub use timer::{TimerEntry, TimerInsertError, TimerWheel};
 mod stats;
 pub use stats::{Counter, Histogram, HistogramSnapshot};
 
-mod handoff;
-pub use handoff::{Handoff, Taken};
-
-mod park;
-pub use park::{IdleToken, Notify, Parked, Parking, SpinToken};
-
+// The engine's own protocols, crate-internal: the engine names them by path, and the loom
+// models in `loom_models/` check them from inside the crate, so none needs to be public.
+// Under loom the engine is not built and only the models use them.
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
+mod completion;
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
+mod flag;
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
 mod gate;
-pub use gate::{Gate, Pass};
-
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
+mod handoff;
+#[cfg(all(test, errand_loom))]
+mod loom_models;
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
+mod park;
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
 mod settle;
-pub use settle::{Settle, SettleWaiter};
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
+mod waker;
 
 #[cfg(all(feature = "std", not(errand_loom)))]
 pub mod engine;

@@ -47,56 +47,6 @@
 //!    other. The loom models `push_while_spinning_then_parking_wakes_the_worker` and
 //!    `skipped_wakeups_are_passed_on_by_the_spinner` check both ends (the second found a
 //!    worker asleep beside queued work when a spinner that gave up did not pass on).
-//!
-//! # Examples
-//!
-//! ```
-//! use errand_core::{Notify, Parked, Parking};
-//! use std::sync::atomic::{AtomicBool, Ordering};
-//!
-//! /// A notifier that only remembers whether it was notified (a real one wakes threads).
-//! #[derive(Default)]
-//! struct Flag(AtomicBool);
-//!
-//! impl Notify for Flag {
-//!     type Listener = ();
-//!     fn listen(&self) {}
-//!     fn notify_one(&self) {
-//!         self.0.store(true, Ordering::SeqCst);
-//!     }
-//!     fn notify_all(&self) {
-//!         self.0.store(true, Ordering::SeqCst);
-//!     }
-//! }
-//!
-//! let parking = Parking::new(Flag::default());
-//! // A busy pool: nobody idle, so a producer does not notify.
-//! parking.notify_work();
-//! assert!(!parking.notifier().0.load(Ordering::SeqCst));
-//! // A worker finds no work and registers idle; now a producer notifies.
-//! let Parked::Wait((), token) = parking.park(|| false) else { unreachable!() };
-//! assert_eq!(parking.idle(), 1);
-//! parking.notify_work();
-//! assert!(parking.notifier().0.load(Ordering::SeqCst));
-//! drop(token);
-//! assert_eq!(parking.idle(), 0);
-//! // Work found while registering: the worker does not wait.
-//! assert!(matches!(parking.park(|| true), Parked::Work));
-//! parking.stop();
-//! assert!(matches!(parking.park(|| false), Parked::Exit));
-//!
-//! // One spinner at a time; while it spins, producers leave the work to it.
-//! let parking = Parking::new(Flag::default());
-//! let spin = parking.try_spin().expect("the slot is free");
-//! assert!(parking.try_spin().is_none());
-//! let Parked::Wait((), idle) = parking.park(|| false) else { unreachable!() };
-//! parking.notify_work();
-//! assert!(!parking.notifier().0.load(Ordering::SeqCst), "the spinner takes it");
-//! // The spinner ends its spin with more work queued: it wakes the idle worker itself.
-//! spin.release(|| true);
-//! assert!(parking.notifier().0.load(Ordering::SeqCst));
-//! drop(idle);
-//! ```
 
 use core::fmt;
 
@@ -108,7 +58,7 @@ use crate::sync::{AtomicUsize, Ordering, fence};
 ///
 /// A listener created before a notification must be woken by it (or by a later one),
 /// whenever it starts waiting; `event_listener::Event` behaves so.
-pub trait Notify {
+pub(crate) trait Notify {
     /// What a worker waits on; created before the worker's re-check (rule 1).
     type Listener;
     /// Registers a new listener.
@@ -121,7 +71,7 @@ pub trait Notify {
 
 /// The idle count and stop flag of a worker pool, with the notifier its idle workers wait
 /// on (see the [module docs](self) for the protocol).
-pub struct Parking<N> {
+pub(crate) struct Parking<N> {
     /// The words a producer reads on every push, together on their own cache line.
     words: CachePadded<Words>,
     /// Non-zero once [`stop`](Self::stop) was called.
@@ -143,12 +93,12 @@ struct Words {
 /// without passing wake-ups on (for unwinding; a worker that does so may leave work
 /// queued while others sleep, until the next push).
 #[must_use = "the slot stays taken until `release` is called"]
-pub struct SpinToken<'a, N: Notify> {
+pub(crate) struct SpinToken<'a, N: Notify> {
     parking: &'a Parking<N>,
 }
 
 /// What a worker should do after [`Parking::park`].
-pub enum Parked<'a, L> {
+pub(crate) enum Parked<'a, L> {
     /// Work appeared while it registered: go take it.
     Work,
     /// The pool is stopping and there is no work: return.
@@ -159,11 +109,11 @@ pub enum Parked<'a, L> {
 
 /// A worker's registration as idle; unregisters it when dropped (after its wait).
 #[must_use = "dropping the token unregisters the worker: drop it after the wait"]
-pub struct IdleToken<'a>(&'a AtomicUsize);
+pub(crate) struct IdleToken<'a>(&'a AtomicUsize);
 
 impl<N: Notify> Parking<N> {
     /// A pool with no idle worker, not stopping, waiting on `notify`.
-    pub fn new(notify: N) -> Self {
+    pub(crate) fn new(notify: N) -> Self {
         Self {
             words: CachePadded::new(Words {
                 idle: AtomicUsize::new(0),
@@ -177,7 +127,7 @@ impl<N: Notify> Parking<N> {
     /// Wakes an idle worker, if one is registered and no worker is spinning, for work
     /// just made visible (rules 2 and 5). Call it after every push.
     #[inline]
-    pub fn notify_work(&self) {
+    pub(crate) fn notify_work(&self) {
         // Rule 3: pairs with the fence in `park` (and in `SpinToken::release`).
         fence(Ordering::SeqCst);
         // Rule 5: the slot is loaded after the fence, never before.
@@ -191,7 +141,7 @@ impl<N: Notify> Parking<N> {
     /// Takes the spinning slot if it is free (rule 5). `None` while another worker
     /// spins: park instead, two spinners would only fight over the same pushes.
     #[inline]
-    pub fn try_spin(&self) -> Option<SpinToken<'_, N>> {
+    pub(crate) fn try_spin(&self) -> Option<SpinToken<'_, N>> {
         let spinning = &self.words.spinning;
         if spinning.load(Ordering::Relaxed) != 0 {
             return None;
@@ -202,15 +152,16 @@ impl<N: Notify> Parking<N> {
             .map(|_| SpinToken { parking: self })
     }
 
+    #[cfg(all(test, errand_loom))]
     /// Whether a worker holds the spinning slot (a snapshot).
-    pub fn is_spinning(&self) -> bool {
+    pub(crate) fn is_spinning(&self) -> bool {
         self.words.spinning.load(Ordering::Relaxed) != 0
     }
 
     /// Registers the calling worker as idle and re-checks `has_work` and the stop flag
     /// (rule 1). `has_work` must see work whose producer's
     /// [`notify_work`](Self::notify_work) came before this call's fence.
-    pub fn park(&self, has_work: impl FnOnce() -> bool) -> Parked<'_, N::Listener> {
+    pub(crate) fn park(&self, has_work: impl FnOnce() -> bool) -> Parked<'_, N::Listener> {
         self.words.idle.fetch_add(1, Ordering::Relaxed);
         let listener = self.notify.listen();
         // Rule 3: pairs with the fence in `notify_work`.
@@ -229,24 +180,26 @@ impl<N: Notify> Parking<N> {
     }
 
     /// Tells every worker to exit once it finds no work, waking the idle ones (rule 4).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(1, Ordering::SeqCst);
         self.notify.notify_all();
     }
 
     /// Whether [`stop`](Self::stop) was called.
     #[inline]
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst) != 0
     }
 
+    #[cfg(test)]
     /// Workers registered idle right now (a snapshot).
-    pub fn idle(&self) -> usize {
+    pub(crate) fn idle(&self) -> usize {
         self.words.idle.load(Ordering::Relaxed)
     }
 
+    #[cfg(test)]
     /// The notifier (to listen on it for something else, or to inspect it).
-    pub fn notifier(&self) -> &N {
+    pub(crate) fn notifier(&self) -> &N {
         &self.notify
     }
 }
@@ -255,7 +208,7 @@ impl<N: Notify> SpinToken<'_, N> {
     /// Ends the spin (rule 5): gives the slot up and, if `more_work` (called after a
     /// fence) says work is still queued, wakes an idle worker for it, since producers did
     /// not while this worker spun. Call it whether the spin found work or not.
-    pub fn release(self, more_work: impl FnOnce() -> bool) {
+    pub(crate) fn release(self, more_work: impl FnOnce() -> bool) {
         let parking = self.parking;
         // Dropping clears the slot; the fence orders that clear before the look below.
         drop(self);
@@ -311,5 +264,66 @@ impl<L> fmt::Debug for Parked<'_, L> {
 impl fmt::Debug for IdleToken<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdleToken").finish_non_exhaustive()
+    }
+}
+
+/// The module's protocol in one walk-through (the type is crate-internal, so this is a
+/// unit test rather than a doctest).
+#[cfg(all(test, not(errand_loom)))]
+mod walkthrough {
+    #[test]
+    fn walkthrough() {
+        use crate::park::{Notify, Parked, Parking};
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        /// A notifier that only remembers whether it was notified (a real one wakes threads).
+        #[derive(Default)]
+        struct Flag(AtomicBool);
+
+        impl Notify for Flag {
+            type Listener = ();
+            fn listen(&self) {}
+            fn notify_one(&self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+            fn notify_all(&self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+
+        let parking = Parking::new(Flag::default());
+        // A busy pool: nobody idle, so a producer does not notify.
+        parking.notify_work();
+        assert!(!parking.notifier().0.load(Ordering::SeqCst));
+        // A worker finds no work and registers idle; now a producer notifies.
+        let Parked::Wait((), token) = parking.park(|| false) else {
+            unreachable!()
+        };
+        assert_eq!(parking.idle(), 1);
+        parking.notify_work();
+        assert!(parking.notifier().0.load(Ordering::SeqCst));
+        drop(token);
+        assert_eq!(parking.idle(), 0);
+        // Work found while registering: the worker does not wait.
+        assert!(matches!(parking.park(|| true), Parked::Work));
+        parking.stop();
+        assert!(matches!(parking.park(|| false), Parked::Exit));
+
+        // One spinner at a time; while it spins, producers leave the work to it.
+        let parking = Parking::new(Flag::default());
+        let spin = parking.try_spin().expect("the slot is free");
+        assert!(parking.try_spin().is_none());
+        let Parked::Wait((), idle) = parking.park(|| false) else {
+            unreachable!()
+        };
+        parking.notify_work();
+        assert!(
+            !parking.notifier().0.load(Ordering::SeqCst),
+            "the spinner takes it"
+        );
+        // The spinner ends its spin with more work queued: it wakes the idle worker itself.
+        spin.release(|| true);
+        assert!(parking.notifier().0.load(Ordering::SeqCst));
+        drop(idle);
     }
 }

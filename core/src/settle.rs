@@ -37,59 +37,18 @@
 //!    [`Settle::notify_all`] after the change; a notification that came before the
 //!    listener is seen by the second check (the notifier orders its notifications after
 //!    what they follow, and the listener's creation after them).
-//!
-//! # Examples
-//!
-//! ```
-//! use errand_core::{Notify, Settle};
-//! use std::sync::atomic::{AtomicUsize, Ordering};
-//!
-//! /// Counts notifications (a real notifier wakes threads).
-//! #[derive(Default)]
-//! struct Count(AtomicUsize);
-//!
-//! impl Notify for Count {
-//!     type Listener = ();
-//!     fn listen(&self) {}
-//!     fn notify_one(&self) {
-//!         self.0.fetch_add(1, Ordering::SeqCst);
-//!     }
-//!     fn notify_all(&self) {
-//!         self.0.fetch_add(1, Ordering::SeqCst);
-//!     }
-//! }
-//!
-//! let settle = Settle::new(Count::default());
-//! settle.add();
-//! settle.add();
-//! assert_eq!(settle.outstanding(), 2);
-//! let waiter = settle.listen_unless(|| settle.is_settled());
-//! assert!(waiter.is_some(), "wait: 2 outstanding");
-//! settle.done();
-//! assert_eq!(settle.notifier().0.load(Ordering::SeqCst), 0, "not settled yet");
-//! settle.done();
-//! assert_eq!(settle.notifier().0.load(Ordering::SeqCst), 1, "settled: notified");
-//! assert!(settle.listen_unless(|| settle.is_settled()).is_none(), "no need to wait");
-//!
-//! // With no waiter registered, settlers do not look at the adders' counter at all.
-//! drop(waiter);
-//! settle.add();
-//! settle.done();
-//! assert_eq!(settle.notifier().0.load(Ordering::SeqCst), 1);
-//! assert!(settle.is_settled());
-//! ```
 
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 
 use crossbeam_utils::CachePadded;
 
-use crate::Notify;
+use crate::park::Notify;
 use crate::sync::{AtomicUsize, Ordering, fence};
 
 /// A count of outstanding work and the event its waiters listen on (see the
 /// [module docs](self)).
-pub struct Settle<N> {
+pub(crate) struct Settle<N> {
     /// Items added (wrapping): the adders' line.
     added: CachePadded<AtomicUsize>,
     /// The settlers' line.
@@ -107,7 +66,7 @@ struct Tail {
 
 impl<N: Notify> Settle<N> {
     /// Nothing outstanding.
-    pub fn new(notify: N) -> Self {
+    pub(crate) fn new(notify: N) -> Self {
         Self {
             added: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(Tail {
@@ -120,14 +79,14 @@ impl<N: Notify> Settle<N> {
 
     /// Counts one more item, before it becomes visible (rule 1).
     #[inline]
-    pub fn add(&self) {
+    pub(crate) fn add(&self) {
         self.added.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One item settled; notifies every listener if a waiter is registered and none is
     /// left (rule 2).
     #[inline]
-    pub fn done(&self) {
+    pub(crate) fn done(&self) {
         let done = self
             .tail
             .done
@@ -144,30 +103,33 @@ impl<N: Notify> Settle<N> {
 
     /// Items added and not done (rule 4). `Acquire`: what the settling callers wrote
     /// before their `done` is visible once this reads zero.
-    pub fn outstanding(&self) -> usize {
+    pub(crate) fn outstanding(&self) -> usize {
         let done = self.tail.done.load(Ordering::Acquire);
         self.added.load(Ordering::Acquire).wrapping_sub(done)
     }
 
     /// Items ever added (wrapping at `usize::MAX`).
-    pub fn added(&self) -> usize {
+    pub(crate) fn added(&self) -> usize {
         self.added.load(Ordering::Relaxed)
     }
 
     /// Whether nothing is outstanding.
-    pub fn is_settled(&self) -> bool {
+    pub(crate) fn is_settled(&self) -> bool {
         self.outstanding() == 0
     }
 
     /// Wakes every listener: for other conditions waiters check (rule 5).
-    pub fn notify_all(&self) {
+    pub(crate) fn notify_all(&self) {
         self.notify.notify_all();
     }
 
     /// `None` if `done` holds, else a registered [`SettleWaiter`] holding a listener to wait on,
     /// created and registered before a second check of `done` (rule 3). Call again after
     /// the wait.
-    pub fn listen_unless(&self, mut done: impl FnMut() -> bool) -> Option<SettleWaiter<'_, N>> {
+    pub(crate) fn listen_unless(
+        &self,
+        mut done: impl FnMut() -> bool,
+    ) -> Option<SettleWaiter<'_, N>> {
         if done() {
             return None;
         }
@@ -185,8 +147,9 @@ impl<N: Notify> Settle<N> {
         Some(waiter)
     }
 
+    #[cfg(test)]
     /// The notifier.
-    pub fn notifier(&self) -> &N {
+    pub(crate) fn notifier(&self) -> &N {
         &self.notify
     }
 }
@@ -205,7 +168,7 @@ impl<N> fmt::Debug for Settle<N> {
 /// for a zero count while it lives. It derefs to the listener (to poll it);
 /// [`wait_with`](Self::wait_with) hands the listener to a consuming wait.
 #[must_use = "dropping the waiter unregisters it"]
-pub struct SettleWaiter<'a, N: Notify> {
+pub(crate) struct SettleWaiter<'a, N: Notify> {
     settle: &'a Settle<N>,
     /// `Some` until `wait_with` takes it.
     listener: Option<N::Listener>,
@@ -214,7 +177,7 @@ pub struct SettleWaiter<'a, N: Notify> {
 impl<N: Notify> SettleWaiter<'_, N> {
     /// Runs `wait` on the listener (a blocking wait that consumes it), staying registered
     /// until it returns.
-    pub fn wait_with<R>(mut self, wait: impl FnOnce(N::Listener) -> R) -> R {
+    pub(crate) fn wait_with<R>(mut self, wait: impl FnOnce(N::Listener) -> R) -> R {
         wait(self.listener.take().expect("the listener is taken once"))
     }
 }
@@ -242,5 +205,62 @@ impl<N: Notify> Drop for SettleWaiter<'_, N> {
 impl<N: Notify> fmt::Debug for SettleWaiter<'_, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SettleWaiter").finish_non_exhaustive()
+    }
+}
+
+/// The module's protocol in one walk-through (the type is crate-internal, so this is a
+/// unit test rather than a doctest).
+#[cfg(all(test, not(errand_loom)))]
+mod walkthrough {
+    #[test]
+    fn walkthrough() {
+        use crate::park::Notify;
+        use crate::settle::Settle;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        /// Counts notifications (a real notifier wakes threads).
+        #[derive(Default)]
+        struct Count(AtomicUsize);
+
+        impl Notify for Count {
+            type Listener = ();
+            fn listen(&self) {}
+            fn notify_one(&self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+            fn notify_all(&self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let settle = Settle::new(Count::default());
+        settle.add();
+        settle.add();
+        assert_eq!(settle.outstanding(), 2);
+        let waiter = settle.listen_unless(|| settle.is_settled());
+        assert!(waiter.is_some(), "wait: 2 outstanding");
+        settle.done();
+        assert_eq!(
+            settle.notifier().0.load(Ordering::SeqCst),
+            0,
+            "not settled yet"
+        );
+        settle.done();
+        assert_eq!(
+            settle.notifier().0.load(Ordering::SeqCst),
+            1,
+            "settled: notified"
+        );
+        assert!(
+            settle.listen_unless(|| settle.is_settled()).is_none(),
+            "no need to wait"
+        );
+
+        // With no waiter registered, settlers do not look at the adders' counter at all.
+        drop(waiter);
+        settle.add();
+        settle.done();
+        assert_eq!(settle.notifier().0.load(Ordering::SeqCst), 1);
+        assert!(settle.is_settled());
     }
 }

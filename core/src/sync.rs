@@ -7,9 +7,14 @@
 //! Only pointer-width and smaller atomics are used: `thumbv7em` has no 64-bit atomics.
 
 #[cfg(not(errand_loom))]
-pub(crate) use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering, fence};
+pub(crate) use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 #[cfg(errand_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
+// Only the engine's protocols (feature `std`) fence.
+#[cfg(all(feature = "std", not(errand_loom)))]
+pub(crate) use core::sync::atomic::fence;
+#[cfg(all(feature = "std", errand_loom))]
+pub(crate) use loom::sync::atomic::fence;
 
 #[cfg(all(feature = "alloc", not(errand_loom)))]
 pub(crate) use alloc::sync::Arc;

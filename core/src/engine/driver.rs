@@ -1,23 +1,26 @@
 //! The engine/runtime boundary: the [`Runtime`] and [`AsyncRuntime`] traits an adapter
-//! implements, and the [`Driver`] loops the engine hands it to run.
+//! implements, and the [`Driver`] loops the engine hands it to run: one worker loop,
+//! generic over how a blocking job runs (on the worker's own thread, or on the runtime's
+//! blocking pool), and the timer driver.
 
 use std::boxed::Box;
 use std::future::Future;
 use std::hint;
-use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::thread;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use event_listener::{Event, Listener};
-
-use super::context::Seat;
+use super::attempt::{Claimed, End};
+use super::cell::{Outcome, Shell};
 use super::error::TaskError;
-use super::job::{Outcome, Shell};
-use super::shared::{Claimed, Inner};
-use crate::Parked;
+use super::guard::Notes;
+use super::inner::{Inner, Seat};
+use super::wait::{block_on, listen_until};
+use crate::completion::{Completion, Taken};
+use crate::park::{Parked, SpinToken};
 
 /// What the engine needs from a runtime: a way to start its loops.
 ///
@@ -87,8 +90,10 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
 /// ```
 pub trait AsyncRuntime: Runtime {
     /// Runs `job` where it may block (a blocking pool), never on an async worker. The
-    /// engine awaits its end itself; if the runtime drops `job` without running it, the
-    /// task fails (and its handle resolves as cancelled).
+    /// engine learns its end itself; if the runtime drops `job` without running it, the
+    /// task fails and its handle resolves. The pool should grow as needed: a blocking
+    /// closure detached at a timeout or cancel keeps its thread until it returns (tokio's
+    /// and smol's pools do, up to about 500 threads).
     fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>);
 
     /// A future that completes at `deadline` (the timer driver sleeps on it, and is woken
@@ -102,11 +107,17 @@ pub trait AsyncRuntime: Runtime {
 /// A worker claims queued tasks one at a time and runs them; when the queue is empty it
 /// parks (registers as idle, re-checks the queue, then waits on an event: no wakeup is
 /// lost and an idle manager uses no CPU). It returns when the manager shuts down (or is
-/// dropped) and the queue is empty.
+/// dropped) and the queue is empty, or when it was a worker stuck in a detached blocking
+/// closure whose replacement took its place.
 ///
-/// The timer driver fires due timers (delayed starts, retry delays, timeouts), expires
-/// stored results, and sleeps until the next deadline; an earlier deadline wakes it early.
-/// It returns when the manager shuts down or is dropped.
+/// The timer driver fires due timers (delayed starts, retry delays, timeouts), wakes
+/// sleeping tasks, expires stored results, samples the process when profiling, starts
+/// replacement workers, and sleeps until the next deadline; an earlier deadline wakes it
+/// early. It returns when the manager shuts down or is dropped.
+///
+/// A driver future dropped before it returns (its runtime was shut down) tells the
+/// manager its runtime is gone: submissions fail from then on
+/// ([`SubmitError::RuntimeGone`](super::SubmitError::RuntimeGone)) and every task ends.
 #[must_use = "a driver does nothing unless run"]
 pub struct Driver<R> {
     inner: Arc<Inner>,
@@ -140,42 +151,22 @@ impl<R: Runtime> Driver<R> {
     /// right here and polls async tasks here (the thread parks while they are pending);
     /// the timer driver sleeps here until its next deadline.
     pub fn run_blocking(self) {
-        let inner = &self.inner;
         if self.role == Role::Timer {
-            while let Some((deadline, listener)) = inner.fire_timers() {
-                match deadline {
-                    Some(deadline) => drop(listener.wait_deadline(deadline)),
-                    None => listener.wait(),
-                }
+            while let Some((deadline, listener)) = self.inner.fire_timers() {
+                self.supervise();
+                listen_until(listener, deadline);
             }
             return;
         }
-        let seat: Seat = Arc::new(Arc::clone(inner));
-        let seat = &seat;
-        let mut graves = Graves::new();
-        let mut woken = false;
-        loop {
-            // Parking rule 5: a woken worker looks through the spinning slot first.
-            let claimed = if woken {
-                spin_blocking(seat).or_else(|| inner.claim(seat))
-            } else {
-                inner.claim(seat).or_else(|| spin_blocking(seat))
-            };
-            woken = false;
-            if let Some(mut claimed) = claimed {
-                let outcome = run_here(inner, &mut claimed);
-                graves.keep(inner.finish(claimed, outcome));
-                continue;
-            }
-            graves.free();
-            match inner.idle_listener() {
-                Parked::Work => {}
-                Parked::Exit => return,
-                Parked::Wait(listener, token) => {
-                    listener.wait();
-                    drop(token);
-                    woken = true;
-                }
+        block_on(work(&self.inner, Inline));
+    }
+
+    /// Starts the replacement workers the engine wants (rule 9).
+    fn supervise(&self) {
+        for _ in 0..self.inner.workers_wanted() {
+            let driver = Driver::new(Arc::clone(&self.inner), self.runtime.clone(), Role::Worker);
+            if self.runtime.spawn(driver).is_err() {
+                self.inner.worker_not_started();
             }
         }
     }
@@ -194,65 +185,149 @@ impl<R: Runtime> Driver<R> {
 
 impl<R: AsyncRuntime> Driver<R> {
     /// Runs the loop as a future. A worker polls async tasks inside it and sends blocking
-    /// tasks to [`AsyncRuntime::spawn_blocking`], awaiting them (so a worker runs one task
-    /// at a time, whatever its kind, and never blocks its executor); the timer driver
+    /// tasks to [`AsyncRuntime::spawn_blocking`], awaiting their end (so a worker runs one
+    /// task at a time, whatever its kind, and never blocks its executor); the timer driver
     /// sleeps with [`AsyncRuntime::sleep_until`].
     pub async fn run(self) {
-        let inner = &self.inner;
+        // Dropped before the loop returns: the runtime is being shut down.
+        let mut lost = Lost(&self.inner, true);
         if self.role == Role::Timer {
-            while let Some((deadline, mut listener)) = inner.fire_timers() {
-                match deadline {
-                    Some(deadline) => {
-                        let mut sleep = self.runtime.sleep_until(deadline);
-                        std::future::poll_fn(|cx| {
-                            if Pin::new(&mut listener).poll(cx).is_ready()
-                                || sleep.as_mut().poll(cx).is_ready()
-                            {
-                                Poll::Ready(())
-                            } else {
-                                Poll::Pending
-                            }
-                        })
-                        .await;
+            while let Some((deadline, mut listener)) = self.inner.fire_timers() {
+                self.supervise();
+                let mut sleep = deadline.map(|deadline| self.runtime.sleep_until(deadline));
+                std::future::poll_fn(|cx| {
+                    let woken = Pin::new(&mut listener).poll(cx).is_ready();
+                    let due = sleep
+                        .as_mut()
+                        .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+                    if woken || due {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
                     }
-                    None => listener.await,
-                }
+                })
+                .await;
             }
-            return;
+        } else {
+            work(&self.inner, Offload(&self.runtime)).await;
         }
-        let seat: Seat = Arc::new(Arc::clone(inner));
-        let seat = &seat;
-        let mut graves = Graves::new();
-        let mut woken = false;
-        loop {
-            // Parking rule 5: a woken worker looks through the spinning slot first.
-            let claimed = if woken {
-                match spin_async(seat).await {
-                    Some(claimed) => Some(claimed),
-                    None => inner.claim(seat),
-                }
+        lost.1 = false;
+    }
+}
+
+/// Tells the engine its runtime is gone when a driver future is dropped before it
+/// returned (armed until then).
+struct Lost<'a>(&'a Inner, bool);
+
+impl Drop for Lost<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.runtime_lost();
+        }
+    }
+}
+
+/// How a worker runs a blocking job, and how it pauses while it spins.
+trait Runs {
+    /// Whether blocking jobs run on the worker's own thread (so detaching one takes the
+    /// worker away, rule 9).
+    const INLINE: bool;
+    /// Runs a claimed blocking attempt to its end.
+    fn blocking(&self, seat: &Seat, claimed: Claimed) -> impl Future<Output = End>;
+    /// Lets others run between two polling rounds of a spinning worker.
+    fn pause(&self) -> impl Future<Output = ()>;
+}
+
+/// Blocking jobs run on the worker's thread (`run_blocking`).
+struct Inline;
+
+impl Runs for Inline {
+    const INLINE: bool = true;
+
+    async fn blocking(&self, seat: &Seat, mut claimed: Claimed) -> End {
+        let outcome = call(&mut claimed);
+        seat.finish(claimed, outcome)
+    }
+
+    async fn pause(&self) {
+        thread::yield_now();
+    }
+}
+
+/// Blocking jobs go to the runtime's blocking pool (`run`).
+struct Offload<'a, R>(&'a R);
+
+impl<R: AsyncRuntime> Runs for Offload<'_, R> {
+    const INLINE: bool = false;
+
+    async fn blocking(&self, seat: &Seat, claimed: Claimed) -> End {
+        offload(self.0, seat, claimed).await
+    }
+
+    fn pause(&self) -> impl Future<Output = ()> {
+        yield_now()
+    }
+}
+
+/// The worker loop.
+async fn work<M: Runs>(inner: &Arc<Inner>, runs: M) {
+    let seat: Seat = Arc::new(Arc::clone(inner));
+    let seat = &seat;
+    let mut graves = Graves::new();
+    let mut woken = false;
+    loop {
+        // Parking rule 5: a woken worker looks through the spinning slot first.
+        let claimed = if woken {
+            match spin(seat, &runs).await {
+                Some(claimed) => Some(claimed),
+                None => inner.claim(seat, M::INLINE),
+            }
+        } else {
+            match inner.claim(seat, M::INLINE) {
+                Some(claimed) => Some(claimed),
+                None => spin(seat, &runs).await,
+            }
+        };
+        woken = false;
+        if let Some(claimed) = claimed {
+            let end = if claimed.job.is_async() {
+                run_async(seat, claimed).await
             } else {
-                match inner.claim(seat) {
-                    Some(claimed) => Some(claimed),
-                    None => spin_async(seat).await,
-                }
+                runs.blocking(seat, claimed).await
             };
-            woken = false;
-            if let Some(claimed) = claimed {
-                graves.keep(run_async(inner, &self.runtime, claimed).await);
-                continue;
+            graves.keep(end.shell);
+            if end.retire {
+                return;
             }
-            graves.free();
-            match inner.idle_listener() {
-                Parked::Work => {}
-                Parked::Exit => return,
-                Parked::Wait(listener, token) => {
-                    listener.await;
-                    drop(token);
-                    woken = true;
-                }
+            continue;
+        }
+        graves.free();
+        match inner.idle_listener() {
+            Parked::Work => {}
+            Parked::Exit => return,
+            Parked::Wait(listener, token) => {
+                listener.await;
+                drop(token);
+                woken = true;
             }
         }
+    }
+}
+
+impl Inner {
+    /// Registers an idle worker and re-checks the queue (parking rule 1).
+    fn idle_listener(&self) -> Parked<'_, event_listener::EventListener> {
+        self.parking.park(|| !self.queue.is_empty())
+    }
+
+    /// Takes the spinning slot, if free (parking rule 5).
+    fn try_spin(&self) -> Option<SpinToken<'_, event_listener::Event>> {
+        self.parking.try_spin()
+    }
+
+    /// Whether the queue holds anything (a snapshot, for a spinning worker).
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty()
     }
 }
 
@@ -294,50 +369,32 @@ impl Graves {
 /// its last task, then sleeps.
 const SPIN: Duration = Duration::from_micros(50);
 
-/// Queue polls between two checks of the clock (and yields) while spinning.
+/// Queue polls between two checks of the clock (and pauses) while spinning.
 const SPIN_ROUND: u32 = 32;
 
-/// Spins for work (parking rule 5), calling `pause` between rounds. `None` if another
-/// worker holds the slot (it is responsible for the queued work), or nothing came within
+/// Spins for work (parking rule 5), pausing between rounds. `None` if another worker
+/// holds the slot (it is responsible for the queued work), or nothing came within
 /// [`SPIN`]: park next.
-async fn spin<P: Future<Output = ()>>(
-    seat: &Seat,
-    mut pause: impl FnMut() -> P,
-) -> Option<Claimed> {
+async fn spin<M: Runs>(seat: &Seat, runs: &M) -> Option<Claimed> {
     let inner: &Inner = seat;
     let token = inner.try_spin()?;
     let start = Instant::now();
     loop {
-        let claimed = poll_round(seat);
-        if claimed.is_some() || inner.is_stopping() || start.elapsed() >= SPIN {
+        let claimed = poll_round(seat, M::INLINE);
+        if claimed.is_some() || inner.parking.is_stopping() || start.elapsed() >= SPIN {
             // Rule 5: pass on the wake-ups producers skipped while this worker spun.
             token.release(|| inner.has_work());
             return claimed;
         }
-        pause().await;
+        runs.pause().await;
     }
 }
 
-/// [`spin`] on this thread, yielding the thread between rounds (the future never waits,
-/// so `block_on` never parks).
-fn spin_blocking(seat: &Seat) -> Option<Claimed> {
-    block_on(spin(seat, || {
-        thread::yield_now();
-        std::future::ready(())
-    }))
-}
-
-/// [`spin`] in a worker future: it yields to its executor between rounds, so tasks
-/// sharing the executor thread still run while it spins.
-async fn spin_async(seat: &Seat) -> Option<Claimed> {
-    spin(seat, yield_now).await
-}
-
 /// Up to [`SPIN_ROUND`] looks at the queue (a load each), then a claim if one saw work.
-fn poll_round(seat: &Seat) -> Option<Claimed> {
+fn poll_round(seat: &Seat, inline: bool) -> Option<Claimed> {
     for _ in 0..SPIN_ROUND {
         if seat.has_work() {
-            return seat.claim(seat);
+            return seat.claim(seat, inline);
         }
         hint::spin_loop();
     }
@@ -358,102 +415,51 @@ fn yield_now() -> impl Future<Output = ()> {
     })
 }
 
-/// Runs one attempt on the current thread: a blocking job directly, an async job by
-/// polling its future here, raced against the task's signal.
-fn run_here(inner: &Inner, claimed: &mut Claimed) -> Outcome {
-    if !claimed.job.is_async() {
-        let ctx = claimed
-            .ctx
-            .as_ref()
-            .expect("a claimed task has its context");
-        return claimed
-            .job
-            .call(ctx)
-            .unwrap_or_else(|| Err(TaskError::failed("the job is neither blocking nor async")));
-    }
-    let outcome = block_on(race(inner, claimed));
-    // A cancelled or timed-out attempt's future is dropped at once.
-    claimed.job.end_attempt();
-    outcome
+/// Runs one attempt of a claimed blocking job on this thread.
+fn call(claimed: &mut Claimed) -> Outcome {
+    let ctx = claimed
+        .ctx
+        .as_ref()
+        .expect("a claimed task has its context");
+    claimed
+        .job
+        .call(ctx)
+        .unwrap_or_else(|| Err(TaskError::failed("the job is neither blocking nor async")))
 }
 
-/// Runs one attempt from an async worker: an async job's future is raced against the
-/// task's signal right here; a blocking job goes to the runtime's blocking pool and the
-/// worker awaits it there.
-async fn run_async<R: AsyncRuntime>(
-    inner: &Inner,
-    runtime: &R,
-    mut claimed: Claimed,
-) -> Option<Shell> {
-    if claimed.job.is_async() {
-        let outcome = race(inner, &mut claimed).await;
-        claimed.job.end_attempt();
-        return inner.finish(claimed, outcome);
-    }
-    let meta = claimed.meta;
-    let channel = Oneshot::new();
-    let sender = Sender(Arc::clone(&channel));
-    runtime.spawn_blocking(Box::new(move || {
-        let mut claimed = claimed;
-        let ctx = claimed
-            .ctx
-            .as_ref()
-            .expect("a claimed task has its context");
-        let outcome = claimed
-            .job
-            .call(ctx)
-            .unwrap_or_else(|| Err(TaskError::failed("the job is neither blocking nor async")));
-        sender.0.send((claimed, outcome));
-    }));
-    match channel.recv().await {
-        Some((claimed, outcome)) => inner.finish(claimed, outcome),
-        None => {
-            inner.finish_lost(meta);
-            None
+/// Runs one attempt of a claimed async job: its future is raced against the task's
+/// signal; a cancelled or timed-out attempt's future is dropped at once.
+async fn run_async(seat: &Seat, claimed: Claimed) -> End {
+    let inner: &Inner = seat;
+    let mut attempt = Attempt(inner, Some(claimed));
+    let claimed = attempt.1.as_mut().expect("just put");
+    let outcome = race(inner, claimed).await;
+    let dropped = claimed.job.end_attempt();
+    let claimed = attempt.1.take().expect("still ours");
+    let id = claimed.meta.id;
+    let end = inner.finish(claimed, outcome);
+    let mut notes = Notes::new();
+    notes.check("dropping the stopped attempt's future", dropped);
+    inner.note(id, notes);
+    end
+}
+
+/// A claimed attempt held across an await: if the future holding it is dropped (its
+/// runtime shut down), the attempt is ended as lost, so the task still ends and its slot
+/// is reclaimed.
+struct Attempt<'a>(&'a Inner, Option<Claimed>);
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if let Some(claimed) = self.1.take() {
+            drop(self.0.lost(claimed).shell);
         }
-    }
-}
-
-/// Wakes a parked thread.
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-std::thread_local! {
-    /// The current thread's waker, made once per thread rather than once per wait.
-    static THREAD_WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
-}
-
-/// A waker that unparks the current thread. Callers park in a loop that re-checks their
-/// condition, so a stale wake (meant for an earlier wait) costs one spurious re-check.
-pub(crate) fn thread_waker() -> Waker {
-    THREAD_WAKER.with(Waker::clone)
-}
-
-/// Polls `future` to completion on this thread, parking it while the future is pending.
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let waker = thread_waker();
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        thread::park();
     }
 }
 
 /// The claimed async attempt, polled until it ends, unless the task's signal is raised
 /// first (then it is left unfinished; the caller drops its future).
-pub(crate) async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
+async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
     let Some(record) = inner.record(claimed.meta.id) else {
         return Err(TaskError::cancelled());
     };
@@ -485,58 +491,145 @@ pub(crate) async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
     outcome
 }
 
-/// A one-value channel from a blocking closure back to its async worker.
-pub(crate) struct Oneshot<T> {
-    value: Mutex<Option<T>>,
-    /// Set when the value is in, or when the sender was dropped without one.
-    closed: std::sync::atomic::AtomicBool,
-    event: Event,
+/// The hand-back of a blocking attempt from the runtime's blocking pool to its worker: a
+/// [`Completion`] whose writer is the pool's thread (it publishes the attempt and its
+/// outcome) and whose taker is the worker, which may also abort it: give up waiting when
+/// the task's signal says the attempt was detached (completion rules 2-3). Whichever wins
+/// ends the attempt; the loser does nothing more.
+type Handback = Completion<Option<(Claimed, Outcome)>>;
+
+/// A blocking attempt on its way to the runtime's blocking pool.
+struct Offloaded {
+    seat: Seat,
+    /// `None` once run.
+    claimed: Option<Claimed>,
+    handback: Arc<Handback>,
 }
 
-impl<T> Oneshot<T> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            value: Mutex::new(None),
-            closed: std::sync::atomic::AtomicBool::new(false),
-            event: Event::new(),
-        })
-    }
-
-    fn close(&self) {
-        self.closed
-            .store(true, std::sync::atomic::Ordering::Release);
-        self.event.notify(usize::MAX);
-    }
-
-    pub(crate) fn send(&self, value: T) {
-        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
-        self.close();
-    }
-
-    /// The value, or `None` if the sender was dropped without sending.
-    pub(crate) async fn recv(&self) -> Option<T> {
-        loop {
-            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-                return self
-                    .value
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-            }
-            let listener = self.event.listen();
-            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-                continue;
-            }
-            listener.await;
+impl Offloaded {
+    /// Runs the attempt on this (blocking) thread, and hands it back to the worker, or ends
+    /// it here if the worker gave up waiting.
+    fn run(mut self) {
+        let mut claimed = self.claimed.take().expect("run once");
+        let outcome = call(&mut claimed);
+        // SAFETY: completion rule 1, this thread is the hand-back's only writer.
+        unsafe {
+            self.handback
+                .with_slot(|slot| *slot = Some((claimed, outcome)))
+        };
+        // SAFETY: as above, once.
+        if !unsafe { self.handback.publish(0) } {
+            // The worker gave up (the attempt was detached): the attempt is ours to end.
+            // SAFETY: completion rule 1, an aborted slot is the writer's.
+            let taken = unsafe { self.handback.with_slot(Option::take) };
+            let (claimed, outcome) = taken.expect("just put");
+            drop(self.seat.finish(claimed, outcome).shell);
         }
     }
 }
 
-/// Closes its oneshot when dropped (sent or not), so the receiver never waits forever.
-pub(crate) struct Sender<T>(pub(crate) Arc<Oneshot<T>>);
-
-impl<T> Drop for Sender<T> {
+impl Drop for Offloaded {
     fn drop(&mut self) {
-        self.0.close();
+        if let Some(claimed) = self.claimed.take() {
+            // The runtime dropped the job unrun: end the attempt as lost, and let the
+            // worker move on (an empty hand-back).
+            drop(self.seat.lost(claimed).shell);
+            // SAFETY: completion rule 1, the only writer; nothing was published.
+            unsafe { self.handback.publish(0) };
+        }
+    }
+}
+
+/// Sends a claimed blocking attempt to the runtime's blocking pool and waits for it to
+/// come back, or for its task's signal (a timeout or cancel detached it: the handle has
+/// resolved, and the pool's thread will end the attempt itself).
+async fn offload<R: AsyncRuntime>(runtime: &R, seat: &Seat, claimed: Claimed) -> End {
+    let inner: &Inner = seat;
+    let id = claimed.meta.id;
+    let handback = Arc::new(Handback::new(None));
+    let job = Offloaded {
+        seat: Arc::clone(seat),
+        claimed: Some(claimed),
+        handback: Arc::clone(&handback),
+    };
+    runtime.spawn_blocking(Box::new(move || job.run()));
+    let mut waiting = Waiting {
+        inner,
+        handback,
+        done: false,
+    };
+    // The pool's thread holds the task's token until it publishes, so the record is
+    // this task's while we wait (rule 1).
+    let record = inner.record(id).expect("a running task's slot is live");
+    let received = std::future::poll_fn(|cx| {
+        if let Some(taken) = waiting.try_take() {
+            return Poll::Ready(Some(taken));
+        }
+        waiting.handback.latch().register(cx.waker());
+        record.signal.register(cx.waker());
+        if let Some(taken) = waiting.try_take() {
+            return Poll::Ready(Some(taken));
+        }
+        if record.signal.is_raised() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await;
+    waiting.done = true;
+    match received {
+        Some(Some((claimed, outcome))) => {
+            // Pinned: we hold the token.
+            record.signal.unregister();
+            inner.finish(claimed, outcome)
+        }
+        // The runtime dropped the job; `Offloaded::drop` ended the attempt and released
+        // the slot, so the record is not ours to touch (our stale waker there is dropped
+        // when the slot is next used).
+        Some(None) => End::NONE,
+        // Detached: give up waiting; whoever wins the hand-back ends the attempt. Pinned
+        // until then: the pool's thread holds the token, or we do.
+        None => {
+            record.signal.unregister();
+            waiting.abandon()
+        }
+    }
+}
+
+/// A worker's wait for a hand-back; dropped while waiting (its runtime shut down), it
+/// abandons it, so the attempt still ends.
+struct Waiting<'a> {
+    inner: &'a Inner,
+    handback: Arc<Handback>,
+    done: bool,
+}
+
+impl Waiting<'_> {
+    /// The hand-back's value, once published.
+    fn try_take(&self) -> Option<Option<(Claimed, Outcome)>> {
+        match self.handback.take(Option::take)? {
+            Taken::Published(value) => Some(value),
+            Taken::Aborted(_) => unreachable!("only this waiter aborts"),
+        }
+    }
+
+    /// Gives up waiting: if the pool's thread has not handed the attempt back, it ends the
+    /// attempt itself; if it has, the attempt is ended here.
+    fn abandon(&self) -> End {
+        if self.handback.latch().abort(0) {
+            return End::NONE;
+        }
+        match self.try_take() {
+            Some(Some((claimed, outcome))) => self.inner.finish(claimed, outcome),
+            _ => End::NONE,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            drop(self.abandon().shell);
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! The engine's error types: rejected submissions, failed tasks, bad progress reports.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::boxed::Box;
 use std::error::Error;
 use std::fmt;
 use std::string::String;
 
+use super::guard::Caught;
 use crate::{State, TaskId};
 
 /// The error type a task may fail with: anything that converts into a boxed error.
@@ -49,6 +49,12 @@ pub enum SubmitError<T> {
         /// The task, given back.
         task: T,
     },
+    /// The runtime the manager ran on is gone (a tokio runtime was dropped, say): its
+    /// workers were dropped with it, so nothing could run the task.
+    RuntimeGone {
+        /// The task, given back.
+        task: T,
+    },
     /// The task's specification is invalid (the message says which field and why).
     InvalidSpec {
         /// The task, given back.
@@ -65,6 +71,7 @@ impl<T> SubmitError<T> {
             SubmitError::QueueFull { task, .. }
             | SubmitError::BudgetExceeded { task, .. }
             | SubmitError::ShuttingDown { task }
+            | SubmitError::RuntimeGone { task }
             | SubmitError::InvalidSpec { task, .. } => task,
         }
     }
@@ -75,6 +82,7 @@ impl<T> SubmitError<T> {
             SubmitError::QueueFull { task, .. }
             | SubmitError::BudgetExceeded { task, .. }
             | SubmitError::ShuttingDown { task }
+            | SubmitError::RuntimeGone { task }
             | SubmitError::InvalidSpec { task, .. } => task,
         }
     }
@@ -96,6 +104,7 @@ impl<T> SubmitError<T> {
                 budget,
             },
             SubmitError::ShuttingDown { task } => SubmitError::ShuttingDown { task: f(task) },
+            SubmitError::RuntimeGone { task } => SubmitError::RuntimeGone { task: f(task) },
             SubmitError::InvalidSpec { task, reason } => SubmitError::InvalidSpec {
                 task: f(task),
                 reason,
@@ -127,6 +136,9 @@ impl<T> fmt::Display for SubmitError<T> {
             SubmitError::ShuttingDown { .. } => {
                 f.write_str("shutting down: the manager no longer accepts tasks")
             }
+            SubmitError::RuntimeGone { .. } => f.write_str(
+                "runtime gone: the runtime the manager ran on was shut down, and its workers with it",
+            ),
             SubmitError::InvalidSpec { reason, .. } => write!(f, "invalid task spec: {reason}"),
         }
     }
@@ -191,16 +203,13 @@ impl TaskError {
         }
     }
 
-    /// A panic, from the payload `catch_unwind` returned (a `&str` or `String` message is
-    /// kept; any other payload reads "a non-string panic payload").
-    pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Self {
-        let message = if let Some(text) = payload.downcast_ref::<&str>() {
-            String::from(*text)
-        } else if let Some(text) = payload.downcast_ref::<String>() {
-            text.clone()
-        } else {
-            String::from("a non-string panic payload")
-        };
+    /// A panic caught in the task's code (or in its error's conversion or handler).
+    pub(crate) fn panicked(caught: Caught) -> Self {
+        Self::panicked_with(caught.into_message())
+    }
+
+    /// A panic with this message.
+    pub(crate) fn panicked_with(message: String) -> Self {
         Self {
             kind: TaskErrorKind::Panicked,
             source: Some(Box::new(PanicMessage(message))),
@@ -367,24 +376,74 @@ impl fmt::Display for CancelError {
 
 impl Error for CancelError {}
 
-/// A builder setting the manager cannot run with.
+/// Why [`Builder::build`](super::Builder::build) refused: a setting outside its documented
+/// limit, memory that could not be reserved for it, or a runtime that could not start the
+/// manager's workers. The error names the setting.
+///
+/// # Examples
+///
+/// ```
+/// use errand_core::engine::{BuildError, BuildErrorKind};
+///
+/// # fn check(err: BuildError) {
+/// if err.kind() == BuildErrorKind::OutOfRange {
+///     eprintln!("fix the setting {}: {err}", err.setting());
+/// }
+/// # }
+/// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
-#[non_exhaustive]
 pub struct BuildError {
+    setting: &'static str,
+    kind: BuildErrorKind,
     reason: Cow<'static, str>,
 }
 
+/// What kind of [`BuildError`] it is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub enum BuildErrorKind {
+    /// The setting is outside its documented limit.
+    OutOfRange,
+    /// Memory for the structures the setting sizes could not be reserved.
+    OutOfMemory,
+    /// The runtime could not start a worker (or there is no runtime).
+    Runtime,
+}
+
 impl BuildError {
-    pub(crate) fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(
+        setting: &'static str,
+        kind: BuildErrorKind,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
+            setting,
+            kind,
             reason: reason.into(),
         }
+    }
+
+    /// The builder setting at fault (its method's name, such as `"queue_capacity"`), or
+    /// `"runtime"` for a runtime that could not start the workers.
+    #[must_use]
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+
+    /// What kind of error it is.
+    #[must_use]
+    pub fn kind(&self) -> BuildErrorKind {
+        self.kind
     }
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid manager configuration: {}", self.reason)
+        write!(
+            f,
+            "invalid manager configuration: {}: {}",
+            self.setting, self.reason
+        )
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::driver::{block_on, thread_waker};
+use super::cell::{Handle, Slot, state_of, take_end};
 use super::error::{CancelError, TaskError};
-use super::job::{Completion, Handle};
-use super::shared::Inner;
+use super::inner::Inner;
+use super::wait::{block_on, thread_waker};
+use crate::completion::Completion;
 use crate::{State, TaskId};
 
 /// A submitted task: its id, its typed result, its status, and a way to cancel it.
@@ -34,16 +35,16 @@ use crate::{State, TaskId};
 /// use errand_core::engine::{BoxError, Builder, Task};
 ///
 /// let manager = Builder::new(Threads).workers(1).build().unwrap();
-/// let handle = manager.submit(Task::new(|_ctx| Ok::<_, BoxError>(6 * 7))).unwrap();
+/// let handle = manager.submit(Task::blocking(|_ctx| Ok::<_, BoxError>(6 * 7))).unwrap();
 /// println!("submitted {}", handle.id());
 /// assert_eq!(handle.wait().unwrap(), 42);
 ///
 /// // A delayed task is still scheduled: waiting a moment gives the handle back.
 /// let later = manager
-///     .submit(Task::new(|_ctx| Ok::<_, BoxError>(())).delay(Duration::from_secs(60)))
+///     .submit(Task::blocking(|_ctx| Ok::<_, BoxError>(())).delay(Duration::from_secs(60)))
 ///     .unwrap();
 /// let later = later.wait_timeout(Duration::from_millis(1)).unwrap_err();
-/// assert_eq!(later.status(), State::Scheduled);
+/// assert_eq!(later.state(), State::Scheduled);
 /// later.cancel().unwrap();
 /// assert!(later.wait().unwrap_err().is_cancelled());
 /// ```
@@ -72,8 +73,13 @@ impl<T> TaskHandle<T> {
     }
 
     /// The task's completion, inside its allocation.
-    fn completion(&self) -> &Completion<T> {
+    fn completion(&self) -> &Completion<Slot<T>> {
         self.cell.completion()
+    }
+
+    /// The terminal state of the published end, if there is one.
+    fn ended(&self) -> Option<State> {
+        self.completion().latch().code().map(state_of)
     }
 
     /// The task's id.
@@ -93,20 +99,20 @@ impl<T> TaskHandle<T> {
 
     /// Where the task is now. Once it has ended this is its terminal state.
     #[must_use]
-    pub fn status(&self) -> State {
-        if let Some(state) = self.completion().ended_state() {
+    pub fn state(&self) -> State {
+        if let Some(state) = self.ended() {
             return state;
         }
         self.inner
-            .status(self.id)
-            .or_else(|| self.completion().ended_state())
+            .state(self.id)
+            .or_else(|| self.ended())
             .unwrap_or(State::Cancelled)
     }
 
     /// Whether the result is ready.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.completion().is_done()
+        self.completion().latch().is_done()
     }
 
     /// Blocks until the task ends; its value, or why there is none.
@@ -127,7 +133,7 @@ impl<T> TaskHandle<T> {
         let start = Instant::now();
         loop {
             for _ in 0..64 {
-                if self.completion().is_done() {
+                if self.is_finished() {
                     return true;
                 }
                 std::hint::spin_loop();
@@ -149,8 +155,8 @@ impl<T> TaskHandle<T> {
         let waker = thread_waker();
         loop {
             // Register first, then check: a completion after the check unparks us.
-            self.completion().register(&waker);
-            if let Some(result) = self.completion().take() {
+            self.completion().latch().register(&waker);
+            if let Some(result) = take_end(self.completion()) {
                 return Ok(result);
             }
             match deadline {
@@ -175,17 +181,13 @@ impl<T> Future for TaskHandle<T> {
     /// If polled again after it returned `Ready`.
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if !this.completion().is_done() {
+        if !this.is_finished() {
             // Register, then re-check: a completion in between wakes this waker.
-            this.completion().register(cx.waker());
-            if !this.completion().is_done() {
+            this.completion().latch().register(cx.waker());
+            if !this.is_finished() {
                 return Poll::Pending;
             }
         }
-        Poll::Ready(
-            this.completion()
-                .take()
-                .expect("a TaskHandle polled after it completed"),
-        )
+        Poll::Ready(take_end(this.completion()).expect("a TaskHandle polled after it completed"))
     }
 }

@@ -7,7 +7,10 @@ use std::boxed::Box;
 use crossbeam_utils::CachePadded;
 use std::sync::{Mutex, PoisonError};
 
-use super::snapshot::{Clock, Finished, TaskInfo};
+use std::collections::TryReserveError;
+
+use super::clock::Clock;
+use super::snapshot::{Finished, TaskInfo};
 use crate::TaskId;
 
 /// The last `capacity` finished tasks' records, kept raw (engine instants): converting
@@ -21,12 +24,13 @@ pub(crate) struct History {
 }
 
 impl History {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            entries: (0..capacity)
-                .map(|_| CachePadded::new(Mutex::new(None)))
-                .collect(),
-        }
+    /// A history of `capacity` entries, allocated fallibly.
+    pub(crate) fn try_new(capacity: usize) -> Result<Self, TryReserveError> {
+        Ok(Self {
+            entries: crate::storage::try_boxed_from_fn(capacity, |_| {
+                CachePadded::new(Mutex::new(None))
+            })?,
+        })
     }
 
     /// Records finished task number `seq` (numbered from 0 without gaps), evicting the
@@ -48,7 +52,22 @@ impl History {
             entry
                 .as_ref()
                 .filter(|info| info.id == id)
-                .map(|info| clock.info_of(info))
+                .map(|info| info.info(clock))
         })
+    }
+
+    /// Appends `note` to finished task `id`'s error, while it is in the history (a panic
+    /// caught around the task after its slot was released). O(capacity).
+    pub(crate) fn annotate(&self, id: TaskId, note: &str) {
+        for entry in self.entries.iter() {
+            let mut entry = entry.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(info) = entry.as_mut().filter(|info| info.id == id) {
+                info.error = Some(match info.error.take() {
+                    Some(error) => std::format!("{error}; {note}").into(),
+                    None => note.into(),
+                });
+                return;
+            }
+        }
     }
 }

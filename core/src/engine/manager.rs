@@ -1,242 +1,32 @@
-//! [`Builder`] and [`Manager`]: the user's entry points.
+//! [`Manager`]: the user's handle on the engine.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use std::vec::Vec;
 
 use super::context::Context;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
-
-use super::driver::{AsyncRuntime, Driver, Role, Runtime};
-use super::error::{BoxError, BuildError, CancelError, SubmitError};
+use super::driver::Runtime;
+use super::error::{BoxError, CancelError, SubmitError};
 use super::handle::TaskHandle;
-use super::job::{Async, Blocking, Job, Task};
-use super::shared::{Config, Inner};
-use super::snapshot::{Analytics, Counts, Performance, ShutdownReport, TaskInfo};
-use crate::{Mode, RetryPolicy, State, TaskId};
-
-/// Configures and builds a [`Manager`] on runtime `R`.
-///
-/// Adapters re-export it with their runtime filled in (for example
-/// `errand_threads::builder()`).
-///
-/// # Examples
-///
-/// ```
-/// # use errand_core::engine::{Driver, Runtime};
-/// # #[derive(Clone)]
-/// # struct Threads; // what `errand-threads` provides
-/// # impl Runtime for Threads {
-/// #     fn spawn(&self, driver: Driver<Self>) -> std::io::Result<()> {
-/// #         std::thread::Builder::new().spawn(move || driver.run_blocking()).map(drop)
-/// #     }
-/// # }
-/// use std::time::Duration;
-/// use errand_core::engine::Builder;
-/// use errand_core::{Mode, RetryPolicy};
-///
-/// // The guide's `enable_background_tasks(workers=4, enable_profiling=True,
-/// // memory_pool_mb=500)`, plus the other settings.
-/// let manager = Builder::new(Threads)
-///     .workers(4)
-///     .enable_profiling(true)
-///     .memory_pool_mb(500)
-///     .queue_capacity(10_000)
-///     .priority_mode(Mode::Weighted)
-///     .default_retry(RetryPolicy::default())
-///     .default_timeout(Some(Duration::from_secs(60)))
-///     .default_result_ttl(Duration::from_secs(24 * 3600))
-///     .build()
-///     .unwrap();
-/// assert_eq!(manager.performance().workers, 4);
-/// ```
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until built"]
-pub struct Builder<R> {
-    runtime: R,
-    workers: usize,
-    queue_capacity: usize,
-    mode: Mode,
-    history: usize,
-    memory_pool_mb: usize,
-    profiling: bool,
-    retry: RetryPolicy,
-    timeout: Option<Duration>,
-    result_ttl: Duration,
-    seed: Option<u64>,
-}
-
-impl<R> Builder<R> {
-    fn default_timeout_is_zero(&self) -> bool {
-        self.timeout == Some(Duration::ZERO)
-    }
-}
-
-impl<R: Runtime> Builder<R> {
-    /// Defaults: as many workers as the machine has cores, a queue capacity of 10 000 live
-    /// tasks, strict priorities, a history of 1 024 finished tasks, a 512 MB memory pool,
-    /// profiling off, no retries, no timeout, results kept 24 hours.
-    pub fn new(runtime: R) -> Self {
-        Self {
-            runtime,
-            workers: std::thread::available_parallelism().map_or(4, usize::from),
-            queue_capacity: 10_000,
-            mode: Mode::Strict,
-            history: 1024,
-            memory_pool_mb: 512,
-            profiling: false,
-            retry: RetryPolicy::none(),
-            timeout: None,
-            result_ttl: Duration::from_secs(24 * 60 * 60),
-            seed: None,
-        }
-    }
-
-    /// The memory budget, in MiB (2^20 bytes). Each task is charged while it lives: the
-    /// `size_of` of its one allocation (its closure, an async attempt's future, its
-    /// completion and result slot, and the reference counts) plus 128 bytes for the
-    /// allocator's bookkeeping and rare settings; each stored result `size_of` its value plus 96 bytes,
-    /// until it expires. When the budget is spent, submissions fail with
-    /// [`SubmitError::BudgetExceeded`] (giving the task back) and results are not stored.
-    /// Heap memory a value owns (a `Vec`'s buffer) is not seen by `size_of` and is not
-    /// charged.
-    pub fn memory_pool_mb(mut self, megabytes: usize) -> Self {
-        self.memory_pool_mb = megabytes;
-        self
-    }
-
-    /// Records execution times and dispatch latency per priority (two histogram updates
-    /// per task), reported by [`Manager::analytics`].
-    pub fn enable_profiling(mut self, on: bool) -> Self {
-        self.profiling = on;
-        self
-    }
-
-    /// The retry policy of tasks that set none (default: no retries).
-    pub fn default_retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// The timeout of tasks that set none (default: none).
-    pub fn default_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long stored results are kept when a task does not say (default: 24 hours).
-    pub fn default_result_ttl(mut self, ttl: Duration) -> Self {
-        self.result_ttl = ttl;
-        self
-    }
-
-    /// Seeds the retry jitter, making its delays reproducible (default: from the clock).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// How many tasks run at once (at least 1).
-    pub fn workers(mut self, workers: usize) -> Self {
-        self.workers = workers;
-        self
-    }
-
-    /// The most live tasks (queued, scheduled and running) at once; a submission beyond
-    /// it is rejected with [`SubmitError::QueueFull`]. Memory for them is reserved now.
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity;
-        self
-    }
-
-    /// Strict priorities (a higher priority never waits behind a lower one) or weighted
-    /// (levels served 20:10:5:1, nothing starves).
-    pub fn priority_mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// How many finished tasks [`Manager::task`] and [`Manager::status`] still answer for
-    /// (the most recent ones). Memory for them is reserved now.
-    pub fn history(mut self, finished_tasks: usize) -> Self {
-        self.history = finished_tasks;
-        self
-    }
-
-    /// Builds the manager and starts its workers.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError`] for zero workers, a zero queue capacity or one above
-    /// [`SlotTable::MAX_CAPACITY`](crate::SlotTable::MAX_CAPACITY), or when the runtime
-    /// cannot start a worker.
-    pub fn build(self) -> Result<Manager<R>, BuildError> {
-        if self.workers == 0 {
-            return Err(BuildError::new("workers is 0; at least 1 is needed"));
-        }
-        let max = crate::SlotTable::<(), std::boxed::Box<[crate::Entry<()>]>>::MAX_CAPACITY;
-        if self.queue_capacity == 0 || self.queue_capacity > max {
-            return Err(BuildError::new(std::format!(
-                "queue capacity {} is outside 1..={max}",
-                self.queue_capacity
-            )));
-        }
-        if self.default_timeout_is_zero() {
-            return Err(BuildError::new("the default timeout is 0 s"));
-        }
-        let seed = self.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
-        let inner = Arc::new(Inner::new(Config {
-            workers: self.workers,
-            capacity: self.queue_capacity,
-            mode: self.mode,
-            history: self.history,
-            memory_pool: self.memory_pool_mb.saturating_mul(1 << 20),
-            profiling: self.profiling,
-            retry: self.retry,
-            timeout: self.timeout,
-            result_ttl: self.result_ttl,
-            seed,
-        }));
-        let roles =
-            core::iter::once(Role::Timer).chain(core::iter::repeat_n(Role::Worker, self.workers));
-        for (started, role) in roles.enumerate() {
-            if let Err(error) =
-                self.runtime
-                    .spawn(Driver::new(Arc::clone(&inner), self.runtime.clone(), role))
-            {
-                inner.stop_workers();
-                return Err(BuildError::new(std::format!(
-                    "the runtime could not start driver {} of {} (the timer driver and {} workers): {error}",
-                    started + 1,
-                    self.workers + 1,
-                    self.workers
-                )));
-            }
-        }
-        Ok(Manager {
-            inner,
-            runtime: self.runtime,
-        })
-    }
-}
+use super::inner::Inner;
+use super::shutdown::{Shutdown, WaitForCompletion};
+use super::snapshot::{Analytics, Counts, Performance, TaskInfo};
+use super::task::{Async, Blocking, Job, Task};
+use crate::{State, TaskId};
 
 /// The task manager: submit work, ask about it, shut down.
 ///
-/// Built by a [`Builder`]; adapters name it with their runtime filled in (for example
-/// `errand_threads::Manager`). Every method takes `&self`: share it with an `Arc`.
+/// Built by a [`Builder`](super::Builder); adapters name it with their runtime filled in
+/// (`errand_tokio::Manager`, `errand_smol::Manager`, `errand_threads::Manager`), so code
+/// moves between adapters by changing one `use`. Every method takes `&self`: share it
+/// with an `Arc`.
 ///
 /// # Dropping
 ///
 /// Dropping the manager stops accepting tasks, cancels every task that has not ended
-/// (their handles resolve as cancelled; running blocking work is told through
-/// [`Context::is_cancelled`] and finishes in the background) and lets the workers exit. It
-/// does not wait: call [`shutdown`](Self::shutdown) first for an orderly end.
+/// (their handles resolve as cancelled; running blocking work is detached, told through
+/// [`Context::is_cancelled`], and finishes in the background) and lets the workers exit.
+/// It does not wait: call [`shutdown`](Self::shutdown) first for an orderly end.
 ///
 /// # Examples
 ///
@@ -255,7 +45,7 @@ impl<R: Runtime> Builder<R> {
 ///
 /// let manager = Builder::new(Threads).workers(2).build().unwrap();
 /// let urgent = manager
-///     .submit(Task::new(|_ctx: &Context| Ok::<_, BoxError>("done")).priority(Priority::HIGH))
+///     .submit(Task::blocking(|_ctx: &Context| Ok::<_, BoxError>("done")).priority(Priority::HIGH))
 ///     .unwrap();
 /// let id = urgent.id();
 /// assert_eq!(urgent.wait().unwrap(), "done");
@@ -267,7 +57,7 @@ impl<R: Runtime> Builder<R> {
 /// // Results kept for later, as the guide's `schedule_with_storage`.
 /// let sum = manager
 ///     .submit(
-///         Task::new(|_ctx: &Context| Ok::<_, BoxError>((1..=1000_u64).map(|i| i * i).sum::<u64>()))
+///         Task::blocking(|_ctx: &Context| Ok::<_, BoxError>((1..=1000_u64).map(|i| i * i).sum::<u64>()))
 ///             .store_result_for(Duration::from_secs(24 * 3600)),
 ///     )
 ///     .unwrap();
@@ -275,13 +65,20 @@ impl<R: Runtime> Builder<R> {
 /// sum.wait().unwrap();
 /// assert_eq!(manager.stored_result::<u64>(sum_id).as_deref(), Some(&333_833_500));
 ///
-/// let report = manager.shutdown(Duration::from_secs(30));
+/// // In blocking code `.wait()`; in async code `.await`.
+/// let report = manager.shutdown(Duration::from_secs(30)).wait();
 /// assert!(report.completed);
 /// assert_eq!(manager.counts().succeeded, 2);
 /// ```
 pub struct Manager<R: Runtime> {
     inner: Arc<Inner>,
     runtime: R,
+}
+
+impl<R: Runtime> Manager<R> {
+    pub(crate) fn new(inner: Arc<Inner>, runtime: R) -> Self {
+        Self { inner, runtime }
+    }
 }
 
 impl<R: Runtime> std::fmt::Debug for Manager<R> {
@@ -308,7 +105,8 @@ impl<R: Runtime> Manager<R> {
         self.inner.submit(task)
     }
 
-    /// Submits the blocking closure `f` with default settings (`Task::new(f)`).
+    /// Submits the async closure `f` with default settings (`Task::future(f)`): the
+    /// future it returns runs on a worker, as `tokio::spawn` runs a future.
     ///
     /// # Errors
     ///
@@ -317,35 +115,36 @@ impl<R: Runtime> Manager<R> {
         clippy::type_complexity,
         reason = "the error names the task it gives back"
     )]
-    pub fn spawn<F, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<Task<Blocking<F>>>>
-    where
-        F: FnMut(&Context) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: Into<BoxError>,
-    {
-        self.submit(Task::new(f))
-    }
-
-    /// Submits the async closure `f` with default settings (`Task::new_async(f)`).
-    ///
-    /// # Errors
-    ///
-    /// As [`submit`](Self::submit).
-    #[allow(
-        clippy::type_complexity,
-        reason = "the error names the task it gives back"
-    )]
-    pub fn spawn_async<F, Fut, T, E>(
-        &self,
-        f: F,
-    ) -> Result<TaskHandle<T>, SubmitError<Task<Async<F>>>>
+    pub fn spawn<F, Fut, T, E>(&self, f: F) -> Result<TaskHandle<T>, SubmitError<Task<Async<F>>>>
     where
         F: FnMut(Context) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Into<BoxError>,
     {
-        self.submit(Task::new_async(f))
+        self.submit(Task::future(f))
+    }
+
+    /// Submits the blocking closure `f` with default settings (`Task::blocking(f)`): it
+    /// runs where it may block, as `tokio::task::spawn_blocking` runs a closure.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    #[allow(
+        clippy::type_complexity,
+        reason = "the error names the task it gives back"
+    )]
+    pub fn spawn_blocking<F, T, E>(
+        &self,
+        f: F,
+    ) -> Result<TaskHandle<T>, SubmitError<Task<Blocking<F>>>>
+    where
+        F: FnMut(&Context) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.submit(Task::blocking(f))
     }
 
     /// Submits every task of `tasks`, or none: if one is refused, every task comes back
@@ -390,9 +189,10 @@ impl<R: Runtime> Manager<R> {
     }
 
     /// Cancels task `id`: a task that has not started never will; a running async task's
-    /// future is dropped; running blocking work is told through
-    /// [`Context::is_cancelled`]. Either way the task ends `Cancelled` now and its handle
-    /// resolves with a cancellation error.
+    /// future is dropped; running blocking work is detached (it is told through
+    /// [`Context::is_cancelled`], runs on, and its output is dropped; see
+    /// [`Builder::max_detached`](super::Builder::max_detached)). Either way the task ends
+    /// `Cancelled` now and its handle resolves with a cancellation error at once.
     ///
     /// # Errors
     ///
@@ -404,11 +204,11 @@ impl<R: Runtime> Manager<R> {
 
     /// The state of task `id`, if it is live or still in the finished-task history.
     #[must_use]
-    pub fn status(&self, id: TaskId) -> Option<State> {
-        self.inner.status(id)
+    pub fn state(&self, id: TaskId) -> Option<State> {
+        self.inner.state(id)
     }
 
-    /// Status and progress of task `id` (percent, message, status, started at, estimated
+    /// State and progress of task `id` (percent, message, state, started at, estimated
     /// completion), if it is live or still in the finished-task history.
     #[must_use]
     pub fn task(&self, id: TaskId) -> Option<TaskInfo> {
@@ -445,41 +245,59 @@ impl<R: Runtime> Manager<R> {
         self.inner.is_shutdown_initiated()
     }
 
-    /// Blocks until every accepted task has ended and no worker is still running any of
-    /// them (a cancelled blocking task that ignores [`Context::is_cancelled`] keeps its
-    /// worker until it returns), or until `timeout` passes. Returns whether that point was
-    /// reached. (It does not stop new submissions: call
+    /// Waits until every accepted task has ended (a detached blocking closure's task has
+    /// ended: it is not waited for), or until `timeout` passes. `.await` the value in async
+    /// code, or call [`wait`](WaitForCompletion::wait) in blocking code; either gives
+    /// whether that point was reached. (It does not stop new submissions: call
     /// [`stop_accepting`](Self::stop_accepting) first for that.)
-    pub fn wait_for_completion(&self, timeout: Duration) -> bool {
-        self.inner.wait_for_completion(timeout)
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(manager: errand_core::engine::Manager<impl errand_core::engine::Runtime>) {
+    /// use std::time::Duration;
+    /// let all_done = manager.wait_for_completion(Duration::from_secs(5)).await;
+    /// // or, in blocking code:
+    /// let all_done = manager.wait_for_completion(Duration::from_secs(5)).wait();
+    /// # }
+    /// ```
+    pub fn wait_for_completion(&self, timeout: Duration) -> WaitForCompletion<'_> {
+        WaitForCompletion::new(&self.inner, timeout, false)
     }
 
-    /// Cancels every task that has not ended and returns their ids. They count as
+    /// Waits, as [`wait_for_completion`](Self::wait_for_completion), until every accepted
+    /// task has ended *and* every detached blocking closure has returned (see
+    /// [`Builder::max_detached`](super::Builder::max_detached)), or until `timeout`
+    /// passes: after a shutdown whose report lists detached closures, before the process
+    /// exits under them, say.
+    pub fn wait_for_detached(&self, timeout: Duration) -> WaitForCompletion<'_> {
+        WaitForCompletion::new(&self.inner, timeout, true)
+    }
+
+    /// Cancels every task that has not ended and returns them as they were just before
+    /// (the same list a [`shutdown`](Self::shutdown)'s report gives). They count as
     /// `stopped` in [`counts`](Self::counts).
-    pub fn stop_all(&self) -> Vec<TaskId> {
-        self.inner
-            .stop_all()
-            .into_iter()
-            .map(|info| info.id)
-            .collect()
+    pub fn stop_all(&self) -> Vec<TaskInfo> {
+        self.inner.stop_all()
+    }
+
+    /// The tasks whose blocking closures run detached (see
+    /// [`Builder::max_detached`](super::Builder::max_detached)).
+    #[must_use]
+    pub fn detached(&self) -> Vec<TaskInfo> {
+        self.inner.detached_tasks()
     }
 
     /// Stops accepting, waits up to `timeout` for every task to end, then stops the rest
-    /// and the workers. The report lists every task that had not ended, as it was then.
+    /// and the workers. `.await` the value in async code (the recipe for Ctrl-C / SIGTERM
+    /// on an async runtime: await the signal, then this), or call
+    /// [`wait`](Shutdown::wait) in blocking code. The report lists every task that had not
+    /// ended, as it was then, and the detached closures still running.
     ///
     /// Afterwards `submitted = succeeded + failed + cancelled + timed_out + stopped` in
-    /// [`counts`](Self::counts), and `stopped` is the report's length.
-    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        let start = Instant::now();
-        self.inner.stop_accepting();
-        let completed = self.inner.wait_for_completion(timeout);
-        let unfinished = self.inner.stop_all();
-        self.inner.stop_workers();
-        ShutdownReport {
-            completed: completed && unfinished.is_empty(),
-            unfinished,
-            elapsed: start.elapsed(),
-        }
+    /// [`counts`](Self::counts), and `stopped` is the report's `unfinished` length.
+    pub fn shutdown(&self, timeout: Duration) -> Shutdown<'_> {
+        Shutdown::new(&self.inner, timeout)
     }
 
     /// The runtime the manager runs on.
@@ -488,54 +306,10 @@ impl<R: Runtime> Manager<R> {
     }
 }
 
-impl<R: AsyncRuntime> Manager<R> {
-    /// [`wait_for_completion`](Manager::wait_for_completion) for async code: awaits
-    /// instead of blocking the executor's thread.
-    pub async fn wait_for_completion_async(&self, timeout: Duration) -> bool {
-        let mut sleep = Instant::now()
-            .checked_add(timeout)
-            .map(|deadline| self.runtime.sleep_until(deadline));
-        loop {
-            let Some(mut waiter) = self.inner.quiet_or_listener() else {
-                return true;
-            };
-            let woken = std::future::poll_fn(|cx| {
-                if Pin::new(&mut *waiter).poll(cx).is_ready() {
-                    return Poll::Ready(true);
-                }
-                match &mut sleep {
-                    Some(sleep) => sleep.as_mut().poll(cx).map(|()| false),
-                    None => Poll::Pending,
-                }
-            })
-            .await;
-            if !woken {
-                return self.inner.is_quiet();
-            }
-        }
-    }
-
-    /// [`shutdown`](Manager::shutdown) for async code: awaits the grace period instead of
-    /// blocking the executor's thread. The recipe for Ctrl-C / SIGTERM on an async
-    /// runtime: await the signal, then this.
-    pub async fn shutdown_async(&self, timeout: Duration) -> ShutdownReport {
-        let start = Instant::now();
-        self.inner.stop_accepting();
-        let completed = self.wait_for_completion_async(timeout).await;
-        let unfinished = self.inner.stop_all();
-        self.inner.stop_workers();
-        ShutdownReport {
-            completed: completed && unfinished.is_empty(),
-            unfinished,
-            elapsed: start.elapsed(),
-        }
-    }
-}
-
 impl<R: Runtime> Drop for Manager<R> {
     fn drop(&mut self) {
         self.inner.stop_accepting();
-        self.inner.stop_all();
+        drop(self.inner.stop_all());
         self.inner.stop_workers();
     }
 }

@@ -4,7 +4,17 @@
 //! its parking, cancellation, results, history and shutdown. It knows no runtime: an
 //! adapter implements [`Runtime`] (start a [`Driver`]) and, for async runtimes,
 //! [`AsyncRuntime`] (run a blocking closure), then re-exports [`Manager`] and [`Builder`]
-//! with its runtime filled in.
+//! with its runtime filled in, and this module's [`prelude`].
+//!
+//! # Modules, bottom up
+//!
+//! `wait` (blocking on this thread) and `guard` (the one guard around user code) know
+//! nothing of tasks. Above them the data: `error`, `spec`, `clock`, `snapshot`,
+//! `sleep`, `context`, `cell` (a task's one allocation), `task` (what a user builds),
+//! `record` (a slot), `history`, `results`, `timers`, `tally`. `inner` holds the shared
+//! state; the phases add its methods, one file each: `submit`, `attempt`, `timed`,
+//! `control`, `report`. On top: `handle`, `driver` (the worker and timer loops),
+//! `shutdown`, `manager`, `builder`.
 //!
 //! # How a task moves
 //!
@@ -33,8 +43,8 @@
 //!    starts `Cancelled`), so no event applies to a slot being prepared. The submitter
 //!    writes the job, then stores the live state with `Release`: whoever later wins a
 //!    transition from that state acquires the job. (The record's state and job cell are
-//!    one [`Handoff`](crate::Handoff); this is its rule 1, checked by
-//!    `core/tests/loom_handoff.rs`.)
+//!    one `Handoff`; this is its rule 1, checked by the loom model
+//!    `loom_models/handoff.rs`.)
 //! 3. **The job cell.** Outside submission, the job cell is touched only by the single
 //!    winner of a transition out of a waiting state (`Start` from `Queued`, or `Cancel`
 //!    from `Queued`/`Scheduled`/`Retrying`), which takes the job. A worker that must run
@@ -46,64 +56,99 @@
 //!    by id from outside (cancel, status, progress) take that lock and re-check the id:
 //!    while they hold it the id cannot be reused.
 //! 5. **Parking.** A worker that finds the queue empty parks through
-//!    [`Parking`](crate::Parking): it registers idle, listens, fences, reads the stop flag,
+//!    `Parking`: it registers idle, listens, fences, reads the stop flag,
 //!    re-checks the queue, and only then waits; every enqueue fences and notifies only if a
 //!    worker is registered idle. No push is left in the queue while its only worker
 //!    sleeps, and a worker exits only after seeing the stop flag *and* an empty queue
-//!    (`core/tests/loom_park.rs`).
-//! 6. **Admission.** Every submission holds a [`Pass`](crate::Pass) of the manager's
-//!    [`Gate`](crate::Gate) from its acceptance check until its tasks are published.
+//!    (`loom_models/park.rs`).
+//! 6. **Admission.** Every submission holds a `Pass` of the manager's `Gate` from its
+//!    acceptance check until its tasks are published.
 //!    `stop_accepting` closes the gate and waits until it is drained, so afterwards no
 //!    task is accepted and every accepted one is visible to `stop_all`
-//!    (`core/tests/loom_gate.rs`).
-//! 7. **Settling.** `unfinished` (a [`Settle`](crate::Settle)) counts accepted tasks not
+//!    (`loom_models/gate.rs`).
+//! 7. **Settling.** `unfinished` (a `Settle`) counts accepted tasks not
 //!    yet terminal: counted as added before a task is published, as done exactly once by
 //!    the winner of the task's terminal transition, which notifies when nothing is left
 //!    and a waiter is registered (and `finalize` notifies when the slot table empties). A
 //!    waiter checks, listens, registers, checks again, then waits
-//!    (`Settle::listen_unless`; `core/tests/loom_settle.rs`).
+//!    (`Settle::listen_unless`; `loom_models/settle.rs`).
+//!
+//! 8. **The latch of a running blocking attempt.** When a worker starts a blocking
+//!    attempt it stores a pointer to the task's completion latch in the record's cold
+//!    data (under the cold lock), and clears it under that lock before the job leaves its
+//!    hands (completed, or returned to the cell for a retry or the next run). Whoever ends
+//!    the running task with a `Cancel` or `Timeout` reads the pointer under the cold lock:
+//!    if it is set, the job (and so the latch) is alive, and the worker has not published
+//!    (it publishes only after clearing the pointer), so aborting the latch resolves the
+//!    handle at once and marks the attempt *detached*. The closure runs on; when it
+//!    returns, its worker finds the task ended, drops the output, and finalizes.
+//! 9. **Replacing a stuck worker.** A detached attempt that runs on its worker's own
+//!    thread (errand-threads) counts that worker as stuck; the timer driver starts a
+//!    replacement (at most `max_detached` at once). When the closure returns, its worker
+//!    retires if a replacement took its place, so the pool keeps its size.
 //!
 //! Cancellation races are the state cell's: exactly one of cancel and start wins, and a
 //! worker whose end event loses learns which terminal state beat it.
 
+mod attempt;
+mod builder;
+mod cell;
+mod clock;
 mod context;
+mod control;
 mod driver;
 mod error;
+mod guard;
 mod handle;
 mod history;
-mod job;
+mod inner;
 mod manager;
 mod process;
 mod record;
+mod report;
 mod results;
-mod shared;
+mod shutdown;
+mod sleep;
 mod snapshot;
 mod spec;
+mod submit;
+mod tally;
+mod task;
 #[cfg(test)]
 mod tests;
+mod timed;
+mod timers;
+mod wait;
 
-pub use context::{Cancelled, Context};
+pub use builder::Builder;
+pub use context::{Cancelled, Context, Sleep};
 pub use driver::{AsyncRuntime, Driver, Runtime};
 pub use error::{
-    BoxError, BuildError, CancelError, ProgressError, SubmitError, TaskError, TaskErrorKind,
+    BoxError, BuildError, BuildErrorKind, CancelError, ProgressError, SubmitError, TaskError,
+    TaskErrorKind,
 };
 pub use handle::TaskHandle;
-pub use job::{Async, Blocking, Job, Task};
-pub use manager::{Builder, Manager};
+pub use manager::Manager;
+pub use shutdown::{Shutdown, WaitForCompletion};
 pub use snapshot::{
-    Analytics, Counts, LevelLatency, Performance, QueueSizes, ShutdownReport, TaskInfo,
+    Analytics, Counts, LevelLatency, Performance, Profile, QueueSizes, Sample, ShutdownReport,
+    TaskInfo,
 };
 pub use spec::{Every, MissedTicks, Overlap};
+pub use task::{Async, Blocking, Job, Task};
 
-/// Everything a user of an adapter needs, for the adapter to re-export in one line
-/// (`pub use errand_core::engine::prelude::*;`), so every adapter exposes the same API.
+/// Everything a port of the guide needs, for an adapter to re-export in its own prelude
+/// (`pub use errand_core::engine::prelude::*;`), so every adapter exposes the same API and
+/// code moves between adapters by changing one `use`.
 pub mod prelude {
     pub use super::{
-        Analytics, BoxError, BuildError, CancelError, Context, Counts, Every, LevelLatency,
-        MissedTicks, Overlap, Performance, ProgressError, QueueSizes, ShutdownReport, SubmitError,
-        Task, TaskError, TaskErrorKind, TaskHandle, TaskInfo,
+        Analytics, BoxError, BuildError, BuildErrorKind, CancelError, Cancelled, Context, Counts,
+        Every, LevelLatency, MissedTicks, Overlap, Performance, Profile, ProgressError, QueueSizes,
+        Sample, Shutdown, ShutdownReport, Sleep, SubmitError, Task, TaskError, TaskErrorKind,
+        TaskHandle, TaskInfo, WaitForCompletion,
     };
     pub use crate::{
-        BudgetSnapshot, Jitter, Level, Mode, Priority, RetryDecision, RetryPolicy, State, TaskId,
+        BudgetSnapshot, Jitter, Level, Mode, ParseTaskIdError, Priority, RetryDecision,
+        RetryPolicy, State, TaskId,
     };
 }

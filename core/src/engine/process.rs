@@ -1,29 +1,29 @@
-//! Process CPU time and resident memory, from `/proc/self` on Linux; `None` elsewhere
-//! (and under miri, whose isolation forbids reading files).
+//! Process CPU time (`clock_gettime` on Unix) and resident memory (`/proc/self` on Linux);
+//! `None` elsewhere, and under miri, whose isolation forbids both.
 
 use std::time::Duration;
 
-/// CPU time (user + system) the whole process used so far.
-///
-/// Read from `/proc/self/stat` (fields 14 and 15), in clock ticks of `USER_HZ`, which
-/// Linux fixes at 100 per second for this interface on every architecture: a 10 ms
-/// resolution.
-#[cfg(all(target_os = "linux", not(miri)))]
+/// CPU time (user + system) the whole process used so far, from
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`: nanosecond resolution, so a short window's
+/// percentage is not quantized (`/proc/self/stat` counts 10 ms ticks).
+#[cfg(all(unix, not(miri)))]
 pub(crate) fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) is parenthesised and may contain spaces: skip past it.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let mut fields = rest.split_whitespace();
-    // `rest` starts at field 3 (state); utime is field 14, stime field 15.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis(
-        utime.saturating_add(stime).saturating_mul(10),
-    ))
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; the call only writes it.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    if status != 0 {
+        return None;
+    }
+    let secs = u64::try_from(now.tv_sec).ok()?;
+    let nanos = u32::try_from(now.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
 }
 
 /// CPU time is not measured on this platform.
-#[cfg(any(not(target_os = "linux"), miri))]
+#[cfg(any(not(unix), miri))]
 pub(crate) fn cpu_time() -> Option<Duration> {
     None
 }

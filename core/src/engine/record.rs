@@ -9,60 +9,57 @@ use std::borrow::Cow;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use atomic_waker::AtomicWaker;
+use std::boxed::Box;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
 use event_listener::Event;
 
-use super::job::JobRef;
-use super::snapshot::Stamp;
+use super::cell::{JobRef, LatchRef};
+use super::clock::Stamp;
+use super::snapshot::{Finished, TaskInfo};
 use super::spec::{ErrorHandler, Every, Store};
-use crate::{Backoff, RetryPolicy, SplitMix64};
-use std::boxed::Box;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use crate::flag::Flag;
+use crate::handoff::Handoff;
+use crate::{Backoff, Priority, RetryPolicy, SplitMix64, State, TaskId};
 
-use crate::{Handoff, Priority};
-
-/// A task's cancellation signal: a flag, the waker of the worker racing the task's future
-/// against it, and an event for `Context::cancelled` awaiters.
+/// A task's cancellation signal: a [`Flag`] the worker racing the task's future waits on,
+/// and an event for `Context::cancelled` awaiters.
 pub(crate) struct Signal {
-    flag: AtomicBool,
-    waker: AtomicWaker,
+    flag: Flag,
     pub(crate) event: Event,
 }
 
 impl Signal {
     fn new() -> Self {
         Self {
-            flag: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
+            flag: Flag::new(),
             event: Event::new(),
         }
     }
 
     /// Raised by whoever won a `Cancel` or `Timeout` on a running task.
     pub(crate) fn raise(&self) {
-        self.flag.store(true, Ordering::Release);
-        self.waker.wake();
+        self.flag.raise();
         self.event.notify(usize::MAX);
     }
 
     pub(crate) fn is_raised(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
+        self.flag.is_raised()
     }
 
     /// Registers the worker's waker (re-check `is_raised` afterwards).
     pub(crate) fn register(&self, waker: &core::task::Waker) {
-        self.waker.register(waker);
+        self.flag.register(waker);
     }
 
     /// Drops the registered waker, if any (the worker, when its attempt ends).
     pub(crate) fn unregister(&self) {
-        drop(self.waker.take());
+        self.flag.unregister();
     }
 
     /// Lowers the flag for a new use of the slot (the submitter's, rule 2).
     fn reset(&self) {
-        self.flag.store(false, Ordering::Relaxed);
-        self.waker.take();
+        self.flag.lower();
     }
 }
 
@@ -72,11 +69,8 @@ impl Signal {
 /// state) is boxed in [`Extra`], so a plain task's slot stays small.
 pub(crate) struct Cold {
     pub(crate) label: Option<Cow<'static, str>>,
-    pub(crate) priority: Priority,
-    /// Attempts started so far (the running attempt included).
+    /// Attempts started so far (the running attempt included; saturating).
     pub(crate) attempt: u32,
-    /// Runs that ended successfully (for a recurring task).
-    pub(crate) runs: u32,
     pub(crate) progress: f64,
     pub(crate) message: Option<Box<str>>,
     pub(crate) submitted_at: Stamp,
@@ -92,7 +86,18 @@ pub(crate) struct Cold {
     pub(crate) charge: usize,
     /// The settings and state few tasks have; `None` for a plain task.
     pub(crate) extra: Option<Box<Extra>>,
+    /// While a blocking attempt runs: its completion's latch, so a timeout or cancel can
+    /// resolve the handle at once (engine rule 8).
+    pub(crate) latch: Option<LatchRef>,
+    /// [`INLINE`] and [`DETACHED`].
+    pub(crate) flags: u8,
 }
+
+/// `Cold::flags`: the running blocking attempt runs on its worker's own thread (so
+/// detaching it takes that worker away).
+pub(crate) const INLINE: u8 = 0b01;
+/// `Cold::flags`: the running blocking attempt was detached (its task ended while it ran).
+pub(crate) const DETACHED: u8 = 0b10;
 
 /// A task's rarer settings and the state that goes with them.
 pub(crate) struct Extra {
@@ -104,6 +109,8 @@ pub(crate) struct Extra {
     pub(crate) first_due: Instant,
     /// Which tick of the schedule the current (or last) run is.
     pub(crate) tick: u64,
+    /// Runs that ended successfully (for a recurring task).
+    pub(crate) runs: u64,
     /// The retry policy (the task's, or the manager's default).
     pub(crate) retry: RetryPolicy,
     /// The retry policy's state, from the first failure on.
@@ -121,6 +128,7 @@ impl Extra {
             every: None,
             first_due,
             tick: 0,
+            runs: 0,
             retry,
             backoff: None,
             rng,
@@ -147,13 +155,53 @@ impl Cold {
             .and_then(|limit| NonZeroU64::new(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)));
     }
 
+    /// Successful runs of a recurring task.
+    pub(crate) fn runs(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |extra| extra.runs)
+    }
+
+    /// Whether the running blocking attempt was detached.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.flags & DETACHED != 0
+    }
+
+    /// Appends `text` to the task's error (notes of panics caught around the task).
+    pub(crate) fn note(&mut self, text: &str) {
+        self.error = Some(match self.error.take() {
+            Some(error) => std::format!("{error}; {text}").into(),
+            None => text.into(),
+        });
+    }
+
+    /// Moves an ended task's record out of its cold data (the slot is being released:
+    /// its text goes to the history rather than being copied).
+    pub(crate) fn take_finished(
+        &mut self,
+        id: TaskId,
+        state: State,
+        priority: Priority,
+    ) -> Finished {
+        Finished {
+            id,
+            state,
+            label: self.label.take(),
+            priority,
+            attempt: self.attempt,
+            runs: self.runs(),
+            progress: self.progress,
+            message: self.message.take(),
+            error: self.error.take(),
+            submitted_at: self.submitted_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
+
     /// Cold data of a task submitted at `now`, with every setting at its default.
     pub(crate) fn empty(now: Stamp) -> Self {
         Self {
             label: None,
-            priority: Priority::NORMAL,
             attempt: 0,
-            runs: 0,
             progress: 0.0,
             message: None,
             submitted_at: now,
@@ -163,6 +211,8 @@ impl Cold {
             timeout_ns: None,
             charge: 0,
             extra: None,
+            latch: None,
+            flags: 0,
         }
     }
 }
@@ -201,6 +251,33 @@ impl Record {
         // Cold data is plain values, never left half-updated by a panic in our code (user
         // code never runs under this lock): a poisoned lock still holds coherent data.
         self.cold.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The task's priority.
+    pub(crate) fn priority(&self) -> Priority {
+        Priority(self.priority.load(Ordering::Relaxed))
+    }
+
+    /// The snapshot of the live task `id` (call it under the cold lock, with the slot
+    /// checked to be `id`'s).
+    pub(crate) fn info(&self, id: TaskId, cold: &Cold, clock: &super::clock::Clock) -> TaskInfo {
+        let raw = Finished {
+            id,
+            state: self.state.load(),
+            label: cold.label.clone(),
+            priority: self.priority(),
+            attempt: cold.attempt,
+            runs: cold.runs(),
+            progress: cold.progress,
+            message: cold.message.clone(),
+            error: cold.error.clone(),
+            submitted_at: cold.submitted_at,
+            started_at: cold.started_at,
+            finished_at: cold.finished_at,
+        };
+        let mut info = raw.info(clock);
+        info.detached = cold.is_detached();
+        info
     }
 
     /// Prepares a just-acquired slot for a new task. The state stays terminal (rule 2)

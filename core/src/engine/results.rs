@@ -8,6 +8,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use std::vec::Vec;
+
+use super::guard;
 use crate::{OwnedReservation, TaskId};
 
 struct Stored {
@@ -24,8 +27,9 @@ struct Map {
 }
 
 impl Map {
-    /// Drops every entry expired at `now`; the next expiry after that.
-    fn sweep(&mut self, now: Instant) -> Option<Instant> {
+    /// Takes every entry expired at `now` out (for the caller to drop outside the lock);
+    /// the next expiry after that.
+    fn sweep(&mut self, now: Instant, expired: &mut Vec<Stored>) -> Option<Instant> {
         while let Some(Reverse((expires, id))) = self.expiry.peek().copied() {
             if expires > now {
                 return Some(expires);
@@ -36,11 +40,21 @@ impl Map {
                 .get(&id)
                 .is_some_and(|stored| stored.expires == expires)
             {
-                self.entries.remove(&id);
+                expired.extend(self.entries.remove(&id));
             }
         }
         None
     }
+}
+
+/// Drops expired entries: their values are user types, so each drop is guarded (a panic
+/// is counted, not unwound into the timer driver), and none runs under the store's lock.
+fn drop_expired(expired: Vec<Stored>) -> usize {
+    expired
+        .into_iter()
+        .map(guard::drop)
+        .filter(Result::is_err)
+        .count()
 }
 
 /// The result store (cold: only tasks that asked to store their result touch it).
@@ -82,14 +96,21 @@ impl Results {
 
     /// The value stored for `id`, unless it expired (expired entries are freed first).
     pub(crate) fn get(&self, id: TaskId, now: Instant) -> Option<Arc<dyn Any + Send + Sync>> {
-        let mut map = self.lock();
-        map.sweep(now);
-        map.entries.get(&id).map(|stored| Arc::clone(&stored.value))
+        let mut expired = Vec::new();
+        let value = {
+            let mut map = self.lock();
+            map.sweep(now, &mut expired);
+            map.entries.get(&id).map(|stored| Arc::clone(&stored.value))
+        };
+        drop_expired(expired);
+        value
     }
 
-    /// Frees every expired entry; the next expiry.
-    pub(crate) fn sweep(&self, now: Instant) -> Option<Instant> {
-        self.lock().sweep(now)
+    /// Frees every expired entry; the next expiry, and how many drops panicked.
+    pub(crate) fn sweep(&self, now: Instant) -> (Option<Instant>, usize) {
+        let mut expired = Vec::new();
+        let next = self.lock().sweep(now, &mut expired);
+        (next, drop_expired(expired))
     }
 
     /// Entries held (expired ones not yet swept included).

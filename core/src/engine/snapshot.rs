@@ -1,14 +1,13 @@
 //! Snapshots the manager answers questions with. Every one is `serde::Serialize` with the
 //! `serde` feature.
 
-use core::num::NonZeroU64;
 use std::borrow::Cow;
 use std::boxed::Box;
 use std::string::String;
 use std::time::{Duration, Instant, SystemTime};
 use std::vec::Vec;
 
-use super::record::Cold;
+use super::clock::{Clock, Stamp};
 use crate::{BudgetSnapshot, Level, Priority, State, TaskId};
 
 /// What the manager knows about one task: its status and progress.
@@ -27,10 +26,11 @@ pub struct TaskInfo {
     pub state: State,
     /// Its priority.
     pub priority: Priority,
-    /// Attempts started so far (0 before the first start), every run and retry counted.
+    /// Attempts started so far (0 before the first start), every run and retry counted
+    /// (saturating at `u32::MAX`).
     pub attempt: u32,
     /// Successful runs of a recurring task (0 for other tasks).
-    pub runs: u32,
+    pub runs: u64,
     /// The last progress reported, `0.0..=100.0` (100 once it succeeded).
     pub progress: f64,
     /// The message of the last progress report.
@@ -43,116 +43,13 @@ pub struct TaskInfo {
     pub finished_at: Option<SystemTime>,
     /// A linear estimate from its progress so far: `started_at + elapsed * 100 / progress`.
     pub estimated_completion: Option<SystemTime>,
-    /// The last attempt's error, as text.
+    /// The last attempt's error, as text; after a success, what panicked in user code
+    /// around it (the closure's drop, the result's clone), if anything did.
     pub error: Option<String>,
-}
-
-/// An engine instant in 8 bytes: nanoseconds since the manager's epoch, plus one (so
-/// `Option<Stamp>` is 8 bytes too, where `Option<Instant>` takes 16). Enough for 584 years.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Stamp(NonZeroU64);
-
-impl Stamp {
-    /// Nanoseconds since the epoch.
-    pub(crate) fn nanos(self) -> u64 {
-        self.0.get() - 1
-    }
-}
-
-/// Converts the engine's `Instant`s to wall-clock times.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Clock {
-    pub(crate) epoch: Instant,
-    pub(crate) wall: SystemTime,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Self {
-            epoch: Instant::now(),
-            // Miri's isolation has no wall clock; snapshots there count from 1970.
-            #[cfg(not(miri))]
-            wall: SystemTime::now(),
-            #[cfg(miri)]
-            wall: SystemTime::UNIX_EPOCH,
-        }
-    }
-
-    pub(crate) fn wall(&self, at: Instant) -> SystemTime {
-        self.wall + at.saturating_duration_since(self.epoch)
-    }
-
-    /// `at` as a [`Stamp`] (saturating: before the epoch is the epoch).
-    pub(crate) fn stamp(&self, at: Instant) -> Stamp {
-        let nanos = u64::try_from(at.saturating_duration_since(self.epoch).as_nanos())
-            .unwrap_or(u64::MAX - 1);
-        Stamp(NonZeroU64::MIN.saturating_add(nanos))
-    }
-
-    /// Now, as a [`Stamp`].
-    pub(crate) fn now(&self) -> Stamp {
-        self.stamp(Instant::now())
-    }
-
-    /// The `Instant` a stamp stands for.
-    pub(crate) fn instant(&self, stamp: Stamp) -> Instant {
-        self.epoch + Duration::from_nanos(stamp.0.get() - 1)
-    }
-
-    fn wall_of(&self, stamp: Stamp) -> SystemTime {
-        self.wall + Duration::from_nanos(stamp.0.get() - 1)
-    }
-
-    /// The snapshot of a live task from its cold data and state.
-    pub(crate) fn info(&self, id: TaskId, state: State, cold: &Cold) -> TaskInfo {
-        self.info_of(&Finished {
-            id,
-            state,
-            label: cold.label.clone(),
-            priority: cold.priority,
-            attempt: cold.attempt,
-            runs: cold.runs,
-            progress: cold.progress,
-            message: cold.message.clone(),
-            error: cold.error.clone(),
-            submitted_at: cold.submitted_at,
-            started_at: cold.started_at,
-            finished_at: cold.finished_at,
-        })
-    }
-
-    /// The snapshot of a task from its raw record (engine instants, not yet wall times).
-    pub(crate) fn info_of(&self, raw: &Finished) -> TaskInfo {
-        let progress = if raw.state == State::Succeeded {
-            100.0
-        } else {
-            raw.progress
-        };
-        let estimated_completion = match (raw.started_at, raw.state) {
-            (Some(started), State::Running) if progress > 0.0 => {
-                let started = self.instant(started);
-                let elapsed = Instant::now().saturating_duration_since(started);
-                let total = elapsed.mul_f64(100.0 / progress);
-                Some(self.wall(started + total))
-            }
-            _ => raw.finished_at.map(|at| self.wall_of(at)),
-        };
-        TaskInfo {
-            id: raw.id,
-            label: raw.label.clone(),
-            state: raw.state,
-            priority: raw.priority,
-            attempt: raw.attempt,
-            runs: raw.runs,
-            progress,
-            message: raw.message.as_deref().map(String::from),
-            submitted_at: self.wall_of(raw.submitted_at),
-            started_at: raw.started_at.map(|at| self.wall_of(at)),
-            finished_at: raw.finished_at.map(|at| self.wall_of(at)),
-            estimated_completion,
-            error: raw.error.as_deref().map(String::from),
-        }
-    }
+    /// Whether its blocking closure was detached: the task timed out or was cancelled
+    /// while the closure ran, its handle resolved at once, and the closure still runs (its
+    /// output will be dropped). Only a live task can be detached.
+    pub detached: bool,
 }
 
 /// A task as the engine records it (the history keeps these): what a [`TaskInfo`] shows,
@@ -163,7 +60,7 @@ pub(crate) struct Finished {
     pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) priority: Priority,
     pub(crate) attempt: u32,
-    pub(crate) runs: u32,
+    pub(crate) runs: u64,
     pub(crate) progress: f64,
     pub(crate) message: Option<Box<str>>,
     pub(crate) error: Option<Box<str>>,
@@ -173,22 +70,38 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
-    /// Moves an ended task's record out of its cold data (the slot is being released:
-    /// its text goes to the history rather than being copied).
-    pub(crate) fn take(id: TaskId, state: State, cold: &mut Cold) -> Self {
-        Self {
-            id,
-            state,
-            label: cold.label.take(),
-            priority: cold.priority,
-            attempt: cold.attempt,
-            runs: cold.runs,
-            progress: cold.progress,
-            message: cold.message.take(),
-            error: cold.error.take(),
-            submitted_at: cold.submitted_at,
-            started_at: cold.started_at,
-            finished_at: cold.finished_at,
+    /// The snapshot, with engine instants turned into wall-clock times by `clock`.
+    pub(crate) fn info(&self, clock: &Clock) -> TaskInfo {
+        let raw = self;
+        let progress = if raw.state == State::Succeeded {
+            100.0
+        } else {
+            raw.progress
+        };
+        let estimated_completion = match (raw.started_at, raw.state) {
+            (Some(started), State::Running) if progress > 0.0 => {
+                let started = clock.instant(started);
+                let elapsed = Instant::now().saturating_duration_since(started);
+                let total = elapsed.mul_f64(100.0 / progress);
+                Some(clock.wall(started + total))
+            }
+            _ => raw.finished_at.map(|at| clock.wall_of(at)),
+        };
+        TaskInfo {
+            id: raw.id,
+            label: raw.label.clone(),
+            state: raw.state,
+            priority: raw.priority,
+            attempt: raw.attempt,
+            runs: raw.runs,
+            progress,
+            message: raw.message.as_deref().map(String::from),
+            submitted_at: clock.wall_of(raw.submitted_at),
+            started_at: raw.started_at.map(|at| clock.wall_of(at)),
+            finished_at: raw.finished_at.map(|at| clock.wall_of(at)),
+            estimated_completion,
+            error: raw.error.as_deref().map(String::from),
+            detached: false,
         }
     }
 }
@@ -201,8 +114,12 @@ pub struct ShutdownReport {
     /// Whether every task ended within the timeout (nothing had to be stopped).
     pub completed: bool,
     /// Every task that had not ended when the timeout passed, as it was then; each was
-    /// cancelled.
+    /// stopped (the same list [`stop_all`](super::Manager::stop_all) returns).
     pub unfinished: Vec<TaskInfo>,
+    /// Blocking closures still running, detached from tasks that timed out or were
+    /// cancelled (see [`TaskInfo::detached`]); their tasks have ended, their threads are
+    /// busy until the closures return.
+    pub detached: Vec<TaskInfo>,
     /// How long the shutdown took.
     pub elapsed: Duration,
 }
@@ -228,8 +145,12 @@ pub struct Counts {
     pub timed_out: u64,
     /// Tasks stopped by [`stop_all`](super::Manager::stop_all) or a shutdown.
     pub stopped: u64,
-    /// Attempts that panicked.
+    /// Panics caught in user code: attempts that panicked, and panics around a task (its
+    /// closure's drop, its result's clone, its error's formatting, its error handler).
     pub panicked: u64,
+    /// Blocking attempts detached: a timeout or cancel ended their task while the closure
+    /// ran, so the handle resolved at once and the closure was left to finish on its own.
+    pub detached: u64,
     /// The most tasks running at once.
     pub peak_concurrency: u64,
 }
@@ -284,16 +205,15 @@ pub struct LevelLatency {
 }
 
 /// The manager's analytics: counts, execution times, queue sizes, concurrency, uptime,
-/// dispatch latency per priority, memory. Timings need
-/// [`enable_profiling`](super::Builder::enable_profiling); without it they are `None`.
+/// dispatch latency per priority, memory. Always recorded; timings are `None` only before
+/// the first attempt ends. [`enable_profiling`](super::Builder::enable_profiling) adds
+/// process CPU and memory samples ([`Analytics::profile`]).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Analytics {
     /// What happened so far.
     pub counts: Counts,
-    /// Whether timings are recorded.
-    pub profiling: bool,
     /// Mean attempt duration.
     pub avg_execution_time: Option<Duration>,
     /// Median attempt duration.
@@ -306,8 +226,10 @@ pub struct Analytics {
     pub queue_size: QueueSizes,
     /// Tasks waiting for a delay or a retry now.
     pub waiting: usize,
-    /// Attempts running now.
+    /// Attempts running now (detached closures included).
     pub running: usize,
+    /// Detached blocking closures still running (see [`TaskInfo::detached`]).
+    pub detached: usize,
     /// Time since the manager was built.
     pub uptime: Duration,
     /// Ready-to-start latency per level, lowest level first.
@@ -316,19 +238,56 @@ pub struct Analytics {
     pub memory: BudgetSnapshot,
     /// Results held in the result store.
     pub stored_results: usize,
+    /// Process CPU and memory sampled once a second, with profiling on; `None` without it.
+    pub profile: Option<Profile>,
+}
+
+/// Process CPU and memory, sampled once a second by the timer driver while profiling is
+/// on (see [`Builder::enable_profiling`](super::Builder::enable_profiling)).
+#[derive(Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Profile {
+    /// The most recent samples, oldest first (at most [`Profile::CAPACITY`]).
+    pub samples: Vec<Sample>,
+    /// The highest resident memory sampled since profiling began, in bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl Profile {
+    /// How many samples are kept (a minute's worth).
+    pub const CAPACITY: usize = 60;
+}
+
+/// One sample of the process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Sample {
+    /// When it was taken.
+    pub at: SystemTime,
+    /// CPU used since the previous sample, in percent of the whole machine (0–100).
+    pub cpu_percent: Option<f64>,
+    /// Resident memory, in bytes.
+    pub rss_bytes: Option<u64>,
 }
 
 /// Performance of the process and the manager.
 ///
 /// `cpu_percent` and `rss_bytes` come from `/proc/self` on Linux and are `None` on other
-/// platforms. `cpu_percent` is the process's CPU time over wall time in the window, so it
-/// exceeds 100 when several cores are busy.
+/// platforms. `cpu_percent` is the process's CPU time over the window's wall time across
+/// all the machine's cores (0–100); `cpu_percent_of_one_core` is the same time over one
+/// core's (up to 100 × `cores`).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Performance {
-    /// Process CPU use over the window, in percent of one core.
+    /// Process CPU use over the window, in percent of the whole machine (0–100).
     pub cpu_percent: Option<f64>,
+    /// Process CPU use over the window, in percent of one core (0 to 100 × `cores`).
+    pub cpu_percent_of_one_core: Option<f64>,
+    /// The machine's cores (as `std::thread::available_parallelism` counts them).
+    pub cores: usize,
     /// Process resident memory, in bytes.
     pub rss_bytes: Option<u64>,
     /// Bytes of the memory budget in use.

@@ -16,7 +16,8 @@ pub(crate) enum Start {
     Now,
     /// No earlier than this long after submission.
     After(Duration),
-    /// No earlier than this instant.
+    /// No earlier than this instant (a recurring task's schedule is anchored there, even
+    /// in the past).
     At(Instant),
 }
 
@@ -47,6 +48,8 @@ pub(crate) struct Spec {
     pub(crate) on_error: Option<ErrorHandler>,
     pub(crate) store: Option<Store>,
     pub(crate) every: Option<Every>,
+    /// Bytes the task owns beyond its allocation, as the caller states them.
+    pub(crate) weight: usize,
 }
 
 impl std::fmt::Debug for Spec {
@@ -59,6 +62,7 @@ impl std::fmt::Debug for Spec {
             .field("on_error", &self.on_error.is_some())
             .field("store", &self.store.map(|store| store.ttl))
             .field("every", &self.every)
+            .field("weight", &self.weight)
             .finish()
     }
 }
@@ -174,9 +178,14 @@ impl Every {
         self.interval
     }
 
-    /// Where run `tick` is due, given the first run's due time.
+    /// Where run `tick` is due, given the first run's due time; `None` only past what an
+    /// `Instant` can hold (centuries away), which the engine treats as "far in the
+    /// future", never as the schedule's end.
     pub(crate) fn due(&self, first: Instant, tick: u64) -> Option<Instant> {
-        let offset = self.interval.checked_mul(u32::try_from(tick).ok()?)?;
+        let nanos = self.interval.as_nanos().checked_mul(u128::from(tick))?;
+        let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
+        // The remainder is below 10^9, so it fits.
+        let offset = Duration::new(secs, (nanos % 1_000_000_000) as u32);
         first.checked_add(offset)
     }
 
@@ -185,5 +194,29 @@ impl Every {
         let elapsed = at.saturating_duration_since(first).as_nanos();
         let interval = self.interval.as_nanos().max(1);
         u64::try_from(elapsed / interval).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Every;
+    use std::time::{Duration, Instant};
+
+    /// An unlimited schedule has a next run however many ticks it has made: a tick past
+    /// `u32::MAX` (49.7 days of 1 ms ticks) is due like any other.
+    #[test]
+    fn ticks_past_u32_are_due() {
+        let every = Every::new(Duration::from_millis(1));
+        let first = Instant::now();
+        let tick = u64::from(u32::MAX) + 10;
+        let due = every.due(first, tick).expect("an instant 49.7 days ahead");
+        assert_eq!(due - first, Duration::from_millis(tick));
+        assert_eq!(every.ticks_by(first, due), tick);
+        // Ticks beyond what a `Duration` holds: `None`, which the engine treats as far away
+        // rather than as the end.
+        assert_eq!(
+            Every::new(Duration::from_secs(3600)).due(first, u64::MAX),
+            None
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Engine unit tests on a minimal thread runtime that joins its threads, small enough
 //! for miri, which checks the job cell's hand-offs (protocol rules 2-3) on every path
-//! that moves a job: start, cancel from each waiting state, retry, reschedule, timeout.
+//! that moves a job: start, cancel from each waiting state, retry, reschedule, timeout,
+//! and a blocking attempt detached through its latch (rule 8).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,24 +38,37 @@ fn manager(capacity: usize) -> (Manager<Joined>, Joined) {
 
 /// Shuts down, drops the manager and joins every driver thread.
 fn finish(manager: Manager<Joined>, runtime: &Joined) {
-    let report = manager.shutdown(Duration::from_secs(30));
+    let report = manager.shutdown(Duration::from_secs(30)).wait();
     assert!(report.unfinished.is_empty());
     drop(manager);
-    for thread in runtime.0.lock().unwrap().drain(..) {
-        thread.join().unwrap();
+    join(runtime);
+}
+
+/// Joins every driver thread, replacements started meanwhile included.
+fn join(runtime: &Joined) {
+    loop {
+        let threads: Vec<_> = runtime.0.lock().unwrap().drain(..).collect();
+        if threads.is_empty() {
+            return;
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
     }
 }
 
 #[test]
 fn blocking_async_retry_and_recurring_jobs_move_through_the_cell() {
     let (manager, runtime) = manager(4);
-    let blocking = manager.spawn(|_: &Context| Ok::<_, BoxError>(1)).unwrap();
+    let blocking = manager
+        .spawn_blocking(|_: &Context| Ok::<_, BoxError>(1))
+        .unwrap();
     let asynchronous = manager
-        .spawn_async(|ctx: Context| async move { Ok::<_, BoxError>(ctx.attempt()) })
+        .spawn(|ctx: Context| async move { Ok::<_, BoxError>(ctx.attempt()) })
         .unwrap();
     let retried = manager
         .submit(
-            Task::new(|ctx: &Context| {
+            Task::blocking(|ctx: &Context| {
                 if ctx.attempt() < 2 {
                     Err(BoxError::from("again"))
                 } else {
@@ -73,7 +87,7 @@ fn blocking_async_retry_and_recurring_jobs_move_through_the_cell() {
     let runs = Arc::new(AtomicUsize::new(0));
     let recurring = manager
         .submit(
-            Task::new({
+            Task::blocking({
                 let runs = Arc::clone(&runs);
                 move |_: &Context| Ok::<_, BoxError>(runs.fetch_add(1, Ordering::SeqCst))
             })
@@ -94,7 +108,7 @@ fn cancels_take_the_job_from_every_waiting_state() {
     let held = gate.lock().unwrap();
     let started = Arc::new(AtomicUsize::new(0));
     let blocker = manager
-        .spawn({
+        .spawn_blocking({
             let gate = Arc::clone(&gate);
             let started = Arc::clone(&started);
             move |_: &Context| {
@@ -107,12 +121,16 @@ fn cancels_take_the_job_from_every_waiting_state() {
     while started.load(Ordering::SeqCst) == 0 {
         std::thread::yield_now();
     }
-    let queued = manager.spawn(|_: &Context| Ok::<_, BoxError>(())).unwrap();
-    let scheduled = manager
-        .submit(Task::new(|_: &Context| Ok::<_, BoxError>(())).delay(Duration::from_secs(3600)))
+    let queued = manager
+        .spawn_blocking(|_: &Context| Ok::<_, BoxError>(()))
         .unwrap();
-    assert_eq!(queued.status(), State::Queued);
-    assert_eq!(scheduled.status(), State::Scheduled);
+    let scheduled = manager
+        .submit(
+            Task::blocking(|_: &Context| Ok::<_, BoxError>(())).delay(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    assert_eq!(queued.state(), State::Queued);
+    assert_eq!(scheduled.state(), State::Scheduled);
     queued.cancel().unwrap();
     scheduled.cancel().unwrap();
     assert!(queued.wait().unwrap_err().is_cancelled());
@@ -127,7 +145,7 @@ fn a_running_async_job_is_dropped_on_timeout() {
     let (manager, runtime) = manager(2);
     let handle = manager
         .submit(
-            Task::new_async(|_ctx: Context| async {
+            Task::future(|_ctx: Context| async {
                 std::future::pending::<()>().await;
                 Ok::<_, BoxError>(())
             })
@@ -158,14 +176,14 @@ fn fire_and_forget_captures_and_results_drop_at_the_end() {
         let results = Arc::clone(&results);
         drop(
             manager
-                .spawn(move |_: &Context| {
+                .spawn_blocking(move |_: &Context| {
                     let _captured = &captured;
                     Ok::<_, BoxError>(Counted(Arc::clone(&results)))
                 })
                 .unwrap(),
         );
     }
-    assert!(manager.wait_for_completion(Duration::from_secs(30)));
+    assert!(manager.wait_for_completion(Duration::from_secs(30)).wait());
     assert_eq!(Arc::strong_count(&captured), 1, "every closure was dropped");
     assert_eq!(
         results.load(Ordering::SeqCst),
@@ -173,4 +191,62 @@ fn fire_and_forget_captures_and_results_drop_at_the_end() {
         "every result was dropped"
     );
     finish(manager, &runtime);
+}
+
+/// A blocking attempt that times out while it runs is detached: its handle resolves at
+/// once through the latch (rule 8) while the closure still runs, a replacement worker
+/// starts (rule 9), and when the closure returns its output is dropped, its worker
+/// retires and the slot is reclaimed.
+#[test]
+fn a_running_blocking_job_is_detached_on_timeout() {
+    /// Counts its drops.
+    #[derive(Debug)]
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (manager, runtime) = manager(4);
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let stuck = manager
+        .submit(
+            Task::blocking({
+                let gate = Arc::clone(&gate);
+                let dropped = Arc::clone(&dropped);
+                move |_: &Context| {
+                    drop(gate.lock().unwrap());
+                    Ok::<_, BoxError>(Counted(Arc::clone(&dropped)))
+                }
+            })
+            .timeout(Duration::from_millis(1)),
+        )
+        .unwrap();
+    let id = stuck.id();
+    assert!(
+        stuck.wait().unwrap_err().is_timed_out(),
+        "resolved while it runs"
+    );
+    assert_eq!(manager.detached().len(), 1);
+    assert!(manager.task(id).unwrap().detached);
+    // The replacement worker runs the next task while the first closure is stuck.
+    let next = manager
+        .spawn_blocking(|_: &Context| Ok::<_, BoxError>(7))
+        .unwrap();
+    assert_eq!(next.wait().unwrap(), 7);
+    // Its task has ended: a shutdown does not wait for it, and reports it if it still
+    // runs.
+    let report = manager.shutdown(Duration::from_secs(30)).wait();
+    assert!(report.completed);
+    drop(held);
+    // Every driver thread exits once its work is done; the stuck worker only after the
+    // closure returned and its attempt ended.
+    join(&runtime);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the output was dropped");
+    assert_eq!(manager.analytics().detached, 0);
+    assert_eq!(manager.counts().detached, 1);
+    let info = manager.task(id).unwrap();
+    assert_eq!((info.state, info.detached), (State::TimedOut, false));
 }

@@ -89,14 +89,14 @@ impl Adapter for TokioAdapter {
     }
 
     fn submit_noop(&self, manager: &Manager<Self::Rt>, priority: Priority) -> TaskHandle<()> {
-        let task = Task::new_async(|_ctx: Context| async { Ok::<_, BoxError>(()) });
+        let task = Task::future(|_ctx: Context| async { Ok::<_, BoxError>(()) });
         manager
             .submit(task.priority(priority))
             .expect("a submission")
     }
 
     fn submit_stamp(&self, manager: &Manager<Self::Rt>, priority: Priority) -> TaskHandle<Instant> {
-        let task = Task::new_async(|_ctx: Context| async { Ok::<_, BoxError>(Instant::now()) });
+        let task = Task::future(|_ctx: Context| async { Ok::<_, BoxError>(Instant::now()) });
         manager
             .submit(task.priority(priority))
             .expect("a submission")
@@ -122,14 +122,14 @@ impl Adapter for SmolAdapter {
     }
 
     fn submit_noop(&self, manager: &Manager<Self::Rt>, priority: Priority) -> TaskHandle<()> {
-        let task = Task::new_async(|_ctx: Context| async { Ok::<_, BoxError>(()) });
+        let task = Task::future(|_ctx: Context| async { Ok::<_, BoxError>(()) });
         manager
             .submit(task.priority(priority))
             .expect("a submission")
     }
 
     fn submit_stamp(&self, manager: &Manager<Self::Rt>, priority: Priority) -> TaskHandle<Instant> {
-        let task = Task::new_async(|_ctx: Context| async { Ok::<_, BoxError>(Instant::now()) });
+        let task = Task::future(|_ctx: Context| async { Ok::<_, BoxError>(Instant::now()) });
         manager
             .submit(task.priority(priority))
             .expect("a submission")
@@ -155,14 +155,14 @@ impl Adapter for ThreadsAdapter {
     }
 
     fn submit_noop(&self, manager: &Manager<Self::Rt>, priority: Priority) -> TaskHandle<()> {
-        let task = Task::new(|_ctx: &Context| Ok::<_, BoxError>(()));
+        let task = Task::blocking(|_ctx: &Context| Ok::<_, BoxError>(()));
         manager
             .submit(task.priority(priority))
             .expect("a submission")
     }
 
     fn submit_stamp(&self, manager: &Manager<Self::Rt>, priority: Priority) -> TaskHandle<Instant> {
-        let task = Task::new(|_ctx: &Context| Ok::<_, BoxError>(Instant::now()));
+        let task = Task::blocking(|_ctx: &Context| Ok::<_, BoxError>(Instant::now()));
         manager
             .submit(task.priority(priority))
             .expect("a submission")
@@ -189,7 +189,7 @@ impl Blockers {
             .map(|_| {
                 let gate = Arc::clone(&gate);
                 let started = Arc::clone(&started);
-                let task = Task::new_async(move |_ctx: Context| {
+                let task = Task::future(move |_ctx: Context| {
                     let gate = Arc::clone(&gate);
                     let started = Arc::clone(&started);
                     async move {
@@ -229,14 +229,14 @@ pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 /// Waits until `manager` has no unfinished task; panics after [`PATIENCE`].
 pub(crate) fn settle<R: Runtime>(manager: &Manager<R>) {
     assert!(
-        manager.wait_for_completion(PATIENCE),
+        manager.wait_for_completion(PATIENCE).wait(),
         "the manager did not settle within {PATIENCE:?}"
     );
 }
 
 /// Shuts `manager` down, expecting nothing left to stop.
 pub(crate) fn finish<R: Runtime>(manager: Manager<R>) {
-    let report = manager.shutdown(PATIENCE);
+    let report = manager.shutdown(PATIENCE).wait();
     assert!(
         report.completed,
         "{} task(s) unfinished at shutdown",

@@ -15,7 +15,7 @@
 //! cases, and what the values are:
 //!
 //! - `noop_throughput_{tokio,smol,threads}` (tasks/s, median over rounds): N no-op tasks
-//!   submitted and completed. tokio: errand-tokio `Task::new_async` + awaiting every
+//!   submitted and completed. tokio: errand-tokio `Task::future` + awaiting every
 //!   `TaskHandle` vs `tokio::spawn(async {})` + awaiting every `JoinHandle`, both inside
 //!   `block_on` of one 2-thread runtime. smol: errand-smol (smol's global executor,
 //!   `SMOL_THREADS=2`) vs an async-executor `Executor` run by 2 threads, every handle

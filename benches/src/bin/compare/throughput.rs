@@ -186,7 +186,7 @@ impl Sides for ThreadsSides<'_> {
         for _ in 0..n {
             drop(self.adapter.submit_noop(&self.manager, Priority::NORMAL));
         }
-        assert!(self.manager.wait_for_completion(PATIENCE));
+        assert!(self.manager.wait_for_completion(PATIENCE).wait());
         start.elapsed()
     }
 

@@ -33,11 +33,11 @@ pub(crate) fn delayed_insert(runner: &mut Runner, adapter: &TokioAdapter) {
         let mut handles = Vec::with_capacity(n);
         let start = Instant::now();
         for _ in 0..n {
-            let task = Task::new_async(|_ctx: Context| async { Ok::<_, BoxError>(()) }).delay(FAR);
+            let task = Task::future(|_ctx: Context| async { Ok::<_, BoxError>(()) }).delay(FAR);
             handles.push(manager.submit(task).expect("a submission"));
         }
         let elapsed = start.elapsed();
-        manager.stop_all();
+        drop(manager.stop_all());
         settle(&manager);
         drop(handles);
         elapsed.as_nanos() as f64 / n as f64
@@ -123,7 +123,7 @@ pub(crate) fn recurring_overhead(runner: &mut Runner, adapter: &TokioAdapter) {
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
                 let runs = Arc::clone(&runs);
-                let task = Task::new_async(move |_ctx: Context| {
+                let task = Task::future(move |_ctx: Context| {
                     let runs = Arc::clone(&runs);
                     async move {
                         runs.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +136,7 @@ pub(crate) fn recurring_overhead(runner: &mut Runner, adapter: &TokioAdapter) {
             .collect();
         let (ns, rate) = cpu_per_run(&runs, window);
         eprintln!("  errand-tokio: {rate:.0} runs/s of {nominal:.0} due");
-        manager.stop_all();
+        drop(manager.stop_all());
         settle(&manager);
         drop(handles);
         ns

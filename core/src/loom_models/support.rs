@@ -1,6 +1,8 @@
 //! Shared by the loom models: a loom stand-in for `event_listener::Event`.
 
-use errand_core::Notify;
+use std::vec::Vec;
+
+use crate::park::Notify;
 use loom::sync::{Arc, Condvar, Mutex};
 
 /// A stand-in for `event_listener::Event` with its exact wake-up semantics, so a model

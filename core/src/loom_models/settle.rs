@@ -3,15 +3,14 @@
 //!
 //! A lost wakeup shows as a loom deadlock (the waiter waits forever). Removing either
 //! `SeqCst` fence of settle rule 3 makes these models deadlock.
-#![cfg(errand_loom)]
 
-mod support;
+use std::vec::Vec;
 
-use errand_core::Settle;
+use super::support::Bell;
+use crate::settle::Settle;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use support::Bell;
 
 /// Two tasks settle on two threads while a waiter waits for both (the engine's
 /// `wait_for_completion` loop); each settler first writes its result, which the waiter

@@ -3,14 +3,12 @@
 //! worker woken or seen, and a stop always reaches an idle worker.
 //!
 //! A lost wakeup shows as a loom deadlock (the worker waits forever).
-#![cfg(errand_loom)]
 
-mod support;
-
-use errand_core::{InlinePriorityQueue, Mode, Parked, Parking, Priority};
+use super::support::Bell;
+use crate::park::{Parked, Parking};
+use crate::{InlinePriorityQueue, Mode, Priority};
 use loom::sync::Arc;
 use loom::thread;
-use support::Bell;
 
 /// A queue of `N` slots per level, a parking, and the loom stand-in for the event.
 struct Pool<const N: usize = 1> {

@@ -1,9 +1,9 @@
 //! Loom models of the job hand-off cell ([`Handoff`], the engine's record): the value
 //! reaches exactly one claimant, never one whose event lost, and the cell is never
 //! accessed by two threads at once (loom checks every access to its `UnsafeCell`).
-#![cfg(errand_loom)]
 
-use errand_core::{Event, Handoff, State};
+use crate::handoff::Handoff;
+use crate::{Event, State};
 use loom::sync::Arc;
 use loom::thread;
 

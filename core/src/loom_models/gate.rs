@@ -1,9 +1,10 @@
 //! Loom model of the shutdown handshake ([`Gate`], the engine's admission of
 //! submissions): once a closer saw the gate drained, no submission is accepted, and every
 //! one accepted before is visible to it.
-#![cfg(errand_loom)]
 
-use errand_core::Gate;
+use std::vec::Vec;
+
+use crate::gate::Gate;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;

@@ -1,0 +1,154 @@
+//! The timer phase: arming timers, and the timer driver's round (delayed starts, retry
+//! delays, timeouts, sleepers, expired results, profile samples, replacement workers).
+
+use std::time::Instant;
+use std::vec::Vec;
+
+use event_listener::EventListener;
+
+use super::inner::{Inner, lock};
+use super::record::{Cold, DETACHED, INLINE};
+use super::timers::Kind;
+use crate::{Event as TaskEvent, State, TaskId};
+
+impl Inner {
+    /// Arms `id`'s timer at wheel tick `tick`, waking the driver if it is now the earliest.
+    pub(crate) fn arm(&self, id: TaskId, tick: u64, kind: Kind) {
+        let index = id.index() as usize;
+        let mut timers = self.lock_timers();
+        let earliest = timers.wheel.next_deadline().is_none_or(|next| tick < next);
+        timers.kinds[index] = kind;
+        timers
+            .wheel
+            .insert(index, tick)
+            .expect("every slot index has a timer entry");
+        drop(timers);
+        if earliest {
+            self.timer_event.notify(1);
+        }
+    }
+
+    /// Fires every due timer and sleeper, expires stored results and takes a profile
+    /// sample if one is due. Returns `None` when the driver should exit, else when to run
+    /// again (`None` inside: only when woken) and the listener that wakes it earlier
+    /// (registered before the deadline was computed, so an earlier deadline inserted
+    /// meanwhile is not missed).
+    pub(crate) fn fire_timers(&self) -> Option<(Option<Instant>, EventListener)> {
+        let listener = self.timer_event.listen();
+        if self.parking.is_stopping() {
+            return None;
+        }
+        let mut ended = Vec::new();
+        let mut timed_out = Vec::new();
+        let next = {
+            let mut timers = self.lock_timers();
+            let now = self.now_tick();
+            while let Some(index) = timers.wheel.poll(now) {
+                let kind = timers.kinds[index];
+                // Rule 1: a Wake entry is its task's token, so the slot is live. A Timeout
+                // entry is removed (under this lock) before its slot is released.
+                let Some(id) = self.records.id_at(index) else {
+                    continue;
+                };
+                let record = self.records.get(id).expect("a timer's slot is live");
+                match kind {
+                    Kind::Wake => match record.state.apply(TaskEvent::Due) {
+                        Ok(_) => self.enqueue(id, record),
+                        // Cancelled while waiting: we hold the token; finalize after
+                        // unlocking (the cold lock comes before the timer lock).
+                        Err(_) => ended.push(id),
+                    },
+                    Kind::Timeout => {
+                        if record.state.apply(TaskEvent::Timeout).is_ok() {
+                            timed_out.push(id);
+                        }
+                    }
+                }
+            }
+            timers.wheel.next_deadline()
+        };
+        for id in ended {
+            let record = self
+                .records
+                .get(id)
+                .expect("the token holder's slot is live");
+            self.finalize(id, record);
+        }
+        for id in timed_out {
+            self.stats.mine().timed_out.inc();
+            self.interrupt(id, State::TimedOut);
+        }
+        let now = Instant::now();
+        let (next_expiry, panics) = self.results.sweep(now);
+        for _ in 0..panics {
+            self.stats.mine().panicked.inc();
+        }
+        let deadline = [
+            next.map(|tick| self.tick_instant(tick)),
+            next_expiry,
+            self.sleepers.fire(now),
+            self.sample_if_due(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Some((deadline, listener))
+    }
+
+    /// Tells the running attempt of task `id`, which the caller just ended with a `Cancel`
+    /// or `Timeout` (to `state`), that it is over, and settles the task. A blocking
+    /// attempt is detached (rule 8): its handle resolves now.
+    pub(crate) fn interrupt(&self, id: TaskId, state: State) {
+        if let Some(record) = self.records.get(id) {
+            let mut cold = record.lock();
+            // Rule 4: the slot is pinned; the worker may have finished and released it.
+            if self.records.contains(id) {
+                self.detach_locked(&mut cold, state);
+                // Raised under the lock, so the slot is still this task's.
+                record.signal.raise();
+            }
+        }
+        self.settle();
+    }
+
+    /// Under the cold lock, after the caller ended a running task with `state`: resolves
+    /// the handle of a blocking attempt at once through its latch, and counts the closure
+    /// as detached (rules 8-9). Whether it was detached.
+    pub(crate) fn detach_locked(&self, cold: &mut Cold, state: State) -> bool {
+        let Some(latch) = cold.latch else {
+            return false;
+        };
+        // Counted before the handle learns the end, so its waiter sees the count.
+        cold.flags |= DETACHED;
+        self.detached
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.stats.mine().detached.inc();
+        // SAFETY: rule 8: under the cold lock with the pointer set, the JobRef lives.
+        let latch = unsafe { latch.get() };
+        // The worker publishes only after clearing the latch (under this lock): it cannot
+        // have published yet, so the abort wins.
+        let aborted = latch.abort(state as u8);
+        debug_assert!(aborted, "a latch is set only before its worker publishes");
+        if cold.flags & INLINE != 0 {
+            // Rule 9: the worker is stuck in the closure; the timer driver starts another.
+            lock(&self.pool).stuck += 1;
+            self.timer_event.notify(1);
+        }
+        true
+    }
+
+    /// How many replacement workers the timer driver should start now (rule 9): one per
+    /// worker stuck in a detached closure, up to `max_detached`. Counted as started.
+    pub(crate) fn workers_wanted(&self) -> usize {
+        let mut pool = lock(&self.pool);
+        let target = pool.stuck.min(self.config.max_detached);
+        let wanted = target.saturating_sub(pool.extra);
+        pool.extra += wanted;
+        wanted
+    }
+
+    /// A replacement worker could not be started after all.
+    pub(crate) fn worker_not_started(&self) {
+        lock(&self.pool).extra -= 1;
+    }
+}
