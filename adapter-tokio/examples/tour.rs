@@ -1,6 +1,6 @@
 //! A tour of errand on tokio, section by section of the background-tasks guide: progress,
-//! retries, a custom error handler, priorities, a batch, delayed and recurring tasks,
-//! stored results, analytics and a graceful shutdown. Runs in a few seconds:
+//! retries, a custom error handler, priorities, a batch, delayed and recurring tasks, a
+//! timeout, stored results, analytics and a graceful shutdown. Runs in a few seconds:
 //!
 //! ```text
 //! cargo run --release -p errand-tokio --example tour
@@ -10,9 +10,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use errand_tokio::{
-    BoxError, Context, Every, Priority, RetryDecision, RetryPolicy, State, Task, TaskError, TaskId,
-};
+// One `use` picks the adapter: `errand_smol::prelude::*` or `errand_threads::prelude::*`
+// run the same code (with their `builder()`).
+use errand_tokio::prelude::*;
 
 fn main() -> Result<(), BoxError> {
     // The async work runs on tokio; this thread plays the web handlers' part.
@@ -41,7 +41,8 @@ fn main() -> Result<(), BoxError> {
         Task::future(move |ctx: Context| async move {
             for (i, step) in steps.iter().enumerate() {
                 ctx.progress(((i + 1) * 100 / steps.len()) as f64, *step)?;
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                // A sleep that works on every adapter (the manager's timer wakes it).
+                ctx.sleep(Duration::from_millis(150)).await;
             }
             Ok::<_, BoxError>("report_2024.pdf")
         })
@@ -189,8 +190,8 @@ fn main() -> Result<(), BoxError> {
     section("Batch processing (all or nothing)");
     let batch: Vec<_> = (0..10)
         .map(|item| {
-            Task::future(move |_ctx: Context| async move {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            Task::future(move |ctx: Context| async move {
+                ctx.sleep(Duration::from_millis(50)).await;
                 Ok::<_, BoxError>(item)
             })
         })
@@ -228,6 +229,28 @@ fn main() -> Result<(), BoxError> {
     println!("  reminder sent after {:?}", reminder.wait()?);
     println!("  health checks run: {}", monitoring.wait()?);
 
+    section("Timeouts");
+    // A blocking closure cannot be stopped from outside: at its timeout its handle
+    // resolves at once, and the closure is detached (it runs on; its output is dropped).
+    let slow = manager.submit(
+        Task::blocking(|ctx: &Context| {
+            while !ctx.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok::<_, BoxError>("too late")
+        })
+        .timeout(Duration::from_millis(100))
+        .label("slow report"),
+    )?;
+    let started = Instant::now();
+    let timed_out = slow.wait().unwrap_err();
+    println!(
+        "  {} after {:.0} ms ({} closure(s) detached so far)",
+        timed_out,
+        started.elapsed().as_secs_f64() * 1e3,
+        manager.counts().detached
+    );
+
     section("Stored results");
     let calculation = manager.submit(
         Task::blocking(|_: &Context| {
@@ -264,9 +287,15 @@ fn main() -> Result<(), BoxError> {
         ),
         ("uptime", format!("{:.1} s", analytics.uptime.as_secs_f64())),
         (
-            "cpu",
+            "cpu (whole machine)",
             performance
                 .cpu_percent
+                .map_or("-".into(), |c| format!("{c:.1} %")),
+        ),
+        (
+            "cpu (of one core)",
+            performance
+                .cpu_percent_of_one_core
                 .map_or("-".into(), |c| format!("{c:.1} %")),
         ),
         (
@@ -287,6 +316,13 @@ fn main() -> Result<(), BoxError> {
     ];
     for (name, value) in rows {
         println!("  {name:<24} {value:>14}");
+    }
+    if let Some(profile) = &analytics.profile {
+        println!(
+            "  profiling: {} sample(s) of the process, peak rss {:.1} MB",
+            profile.samples.len(),
+            profile.peak_rss_bytes.unwrap_or(0) as f64 / 1e6
+        );
     }
 
     section("Graceful shutdown");

@@ -22,7 +22,8 @@ pub(crate) struct Caught(String);
 
 impl Caught {
     /// The message of `payload`, which is then dropped, itself under the guard: a payload
-    /// whose own drop panics is leaked rather than unwound through the engine.
+    /// whose drop panics yields another payload, dropped the same way (a chain of them is
+    /// leaked after a few links rather than unwound through the engine).
     pub(crate) fn from_payload(payload: Box<dyn Any + Send>) -> Self {
         let message = if let Some(text) = payload.downcast_ref::<&str>() {
             String::from(*text)
@@ -31,9 +32,14 @@ impl Caught {
         } else {
             String::from("a non-string panic payload")
         };
-        if let Err(nested) = catch_unwind(AssertUnwindSafe(move || core::mem::drop(payload))) {
-            core::mem::forget(nested);
+        let mut payload = payload;
+        for _ in 0..4 {
+            match catch_unwind(AssertUnwindSafe(move || core::mem::drop(payload))) {
+                Ok(()) => return Self(message),
+                Err(nested) => payload = nested,
+            }
         }
+        core::mem::forget(payload);
         Self(message)
     }
 
