@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::cell::{JobRef, Outcome, Shell};
+use super::clock::Stamp;
 use super::context::{Context, Host};
 use super::error::TaskError;
 use super::guard::{self, Notes};
@@ -33,7 +34,8 @@ pub(crate) struct AttemptMeta {
     pub(crate) id: TaskId,
     /// Which attempt this is (1 for the first).
     attempt: u32,
-    started: Instant,
+    /// When it started, in nanoseconds since the epoch.
+    started: u64,
     /// Whether a timeout timer was armed for this attempt.
     timed: bool,
     /// Whether the task is recurring (it has a schedule to consult after a success).
@@ -51,12 +53,17 @@ pub(crate) struct End {
     /// Whether this worker should exit: its attempt had been detached and a replacement
     /// worker took its place meanwhile (rule 9).
     pub(crate) retire: bool,
+    /// When the attempt ended (nanoseconds since the epoch), as the worker read the clock
+    /// for its execution time: the start of its next attempt, if it claims one right away
+    /// (one reading per task boundary on a busy worker).
+    pub(crate) at: Option<u64>,
 }
 
 impl End {
     pub(crate) const NONE: End = End {
         shell: None,
         retire: false,
+        at: None,
     };
 }
 
@@ -74,8 +81,10 @@ enum Next {
 impl Inner {
     /// Takes the next startable task off the queue, finalizing cancelled entries on the
     /// way; `None` when the queue is empty. `inline`: a blocking job will run on this
-    /// worker's own thread (rather than on a runtime's blocking pool).
-    pub(crate) fn claim(&self, seat: &Seat, inline: bool) -> Option<Claimed> {
+    /// worker's own thread (rather than on a runtime's blocking pool). `now`: the clock as
+    /// the worker's previous attempt ended, if it claims right after it.
+    pub(crate) fn claim(&self, seat: &Seat, inline: bool, now: Option<u64>) -> Option<Claimed> {
+        let mut now = now;
         loop {
             let (id, level) = self.queue.pop()?;
             // Rule 1: the queue entry is the task's token, so the slot is still this task's.
@@ -87,9 +96,10 @@ impl Inner {
                 self.finalize(id, record);
                 continue;
             };
-            let started = Instant::now();
-            // One clock reading for the dispatch latency and the start stamp.
-            let started_stamp = self.clock.stamp(started);
+            // One clock reading (or the previous attempt's end) for the dispatch latency,
+            // the start stamp and the timeout's start.
+            let started = now.take().unwrap_or_else(|| self.now_ns());
+            let started_stamp = Stamp::from_nanos(started);
             let ready = record.ready_at.load(Ordering::Relaxed);
             self.stats.mine().dispatch[level.index()]
                 .record(started_stamp.nanos().saturating_sub(ready));
@@ -113,7 +123,7 @@ impl Inner {
             };
             let timed = match timeout {
                 Some(timeout) => {
-                    let tick = self.tick_at(started).saturating_add(ceil_ms(timeout));
+                    let tick = started.div_ceil(1_000_000).saturating_add(ceil_ms(timeout));
                     self.arm(id, tick, Kind::Timeout);
                     true
                 }
@@ -141,8 +151,19 @@ impl Inner {
     pub(crate) fn finish(&self, claimed: Claimed, outcome: Outcome) -> End {
         let Claimed { meta, job, ctx } = claimed;
         drop(ctx);
-        self.end_attempt(&meta, &outcome);
+        let at = self.end_attempt(&meta, &outcome);
+        let end = self.end(meta, job, outcome, at);
+        End {
+            at: Some(at),
+            ..end
+        }
+    }
+
+    /// The rest of [`finish`](Self::finish), once the attempt's bookkeeping is done; `at`
+    /// is when the attempt ended.
+    fn end(&self, meta: AttemptMeta, job: JobRef, outcome: Outcome, at: u64) -> End {
         let id = meta.id;
+        let ended = Some(Stamp::from_nanos(at));
         let record = self.records.get(id).expect("a running task's slot is live");
         if record.state.load() != State::Running {
             // A cancel or timeout already ended the task (the attempt saw its signal, or
@@ -153,11 +174,11 @@ impl Inner {
             } else {
                 TaskEvent::Fail
             };
-            return self.conclude(id, record, job, event, outcome, None, None);
+            return self.conclude(id, record, job, event, outcome, None, None, ended);
         }
         match outcome {
             Ok(()) => match if meta.recurring {
-                self.next_run(record, meta.started)
+                self.next_run(record, self.clock.instant(Stamp::from_nanos(meta.started)))
             } else {
                 Next::Done
             } {
@@ -169,12 +190,22 @@ impl Inner {
                     Ok(()),
                     None,
                     meta.store,
+                    ended,
                 ),
                 next => self.reschedule(id, record, job, next),
             },
             Err(error) => match self.decide(id, record, &error, meta.attempt) {
                 Some(delay) => self.retry(id, record, job, delay, error),
-                None => self.conclude(id, record, job, TaskEvent::Fail, Err(error), None, None),
+                None => self.conclude(
+                    id,
+                    record,
+                    job,
+                    TaskEvent::Fail,
+                    Err(error),
+                    None,
+                    None,
+                    ended,
+                ),
             },
         }
     }
@@ -200,11 +231,13 @@ impl Inner {
             Err(error),
             text,
             None,
+            None,
         )
     }
 
-    /// Bookkeeping common to every attempt's end.
-    fn end_attempt(&self, meta: &AttemptMeta, outcome: &Outcome) {
+    /// Bookkeeping common to every attempt's end; when it ended (one clock reading, in
+    /// nanoseconds since the epoch).
+    fn end_attempt(&self, meta: &AttemptMeta, outcome: &Outcome) -> u64 {
         if meta.timed {
             // The timeout entry is ours to remove before the slot changes hands again.
             self.lock_timers().wheel.cancel(meta.id.index() as usize);
@@ -212,13 +245,14 @@ impl Inner {
         self.tally.running.fetch_sub(1, Ordering::Relaxed);
         let shard = self.stats.mine();
         shard.executed.inc();
-        let ns = u64::try_from(meta.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        shard.execution.record(ns);
+        let at = self.now_ns();
+        shard.execution.record(at.saturating_sub(meta.started));
         if let Err(error) = outcome {
             if error.panic_message().is_some() {
                 shard.panicked.inc();
             }
         }
+        at
     }
 
     /// The text of `error` for the task's snapshot. Its `Display` is the task's code, so
@@ -345,6 +379,7 @@ impl Inner {
                 Err(TaskError::cancelled()),
                 None,
                 None,
+                None,
             );
         }
         match next {
@@ -358,7 +393,7 @@ impl Inner {
     /// Queues a waiting task whose token we hold, unless a cancel won meanwhile.
     fn requeue(&self, id: TaskId, record: &Record) {
         if record.state.apply(TaskEvent::Due).is_ok() {
-            self.enqueue(id, record);
+            self.enqueue(id, record, self.now_ns());
         } else {
             self.finalize(id, record);
         }
@@ -377,7 +412,16 @@ impl Inner {
         if let Err((_, job)) = unsafe { record.state.apply_returning(TaskEvent::Retry, job) } {
             // A cancel or timeout won while the attempt ran: we got the job back (rule 3);
             // end as that state says.
-            return self.conclude(id, record, job, TaskEvent::Fail, Err(error), None, None);
+            return self.conclude(
+                id,
+                record,
+                job,
+                TaskEvent::Fail,
+                Err(error),
+                None,
+                None,
+                None,
+            );
         }
         self.stats.mine().retried.inc();
         // The attempt's error is the task's code (its own error type) to drop.
@@ -398,8 +442,8 @@ impl Inner {
     }
 
     /// Applies an end `event` and publishes the result (storing a success's value in
-    /// `store`, recording a failure's `text` unless `decide` did), or learns what beat it;
-    /// finalizes (the worker holds the token).
+    /// `store`, recording a failure's `text` unless `decide` did, and `ended` as its end),
+    /// or learns what beat it; finalizes (the worker holds the token).
     #[allow(
         clippy::too_many_arguments,
         reason = "one end, many facets; all of them needed"
@@ -413,6 +457,7 @@ impl Inner {
         result: Outcome,
         text: Option<String>,
         store: Option<Store>,
+        ended: Option<Stamp>,
     ) -> End {
         let mut job = job;
         let mut notes = Notes::new();
@@ -436,6 +481,9 @@ impl Inner {
                 {
                     let mut cold = record.lock();
                     cold.latch = None;
+                    if ended.is_some() {
+                        cold.finished_at = ended;
+                    }
                     if let Some(text) = text {
                         cold.error = Some(text.into());
                     }
@@ -446,10 +494,7 @@ impl Inner {
                 // Panics in the drops after the end go to the history entry.
                 self.note(id, notes);
                 self.settle();
-                End {
-                    shell,
-                    retire: false,
-                }
+                End { shell, ..End::NONE }
             }
             // A cancel or timeout won while the attempt ran (state rules 1-2): the winner
             // counted and settled the task; the attempt's result is discarded (if the
@@ -476,6 +521,7 @@ impl Inner {
                 End {
                     shell,
                     retire: self.unstick(flags),
+                    at: None,
                 }
             }
         }

@@ -145,7 +145,9 @@ impl<W, T> Cell<W, T> {
                 (code, leftover)
             })
         };
-        notes.check("dropping the task's value", guard::drop(leftover));
+        if let Some(leftover) = leftover {
+            notes.check("dropping the task's value", guard::drop(leftover));
+        }
         // SAFETY: the caller's contract.
         if !unsafe { self.completion.publish(code) } {
             // Aborted first (a detached attempt): the end stays ours to drop (rule 2).

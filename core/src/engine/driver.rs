@@ -232,8 +232,11 @@ trait Runs {
     /// Whether blocking jobs run on the worker's own thread (so detaching one takes the
     /// worker away, rule 9).
     const INLINE: bool;
-    /// Runs a claimed blocking attempt to its end.
-    fn blocking(&self, seat: &Seat, claimed: Claimed) -> impl Future<Output = End>;
+    /// Runs a claimed blocking attempt here and now to its end, or gives it back to be
+    /// run by [`offload`](Self::offload).
+    fn here(&self, seat: &Seat, claimed: Claimed) -> Result<End, Claimed>;
+    /// Runs a blocking attempt [`here`](Self::here) gave back, to its end.
+    fn offload(&self, seat: &Seat, claimed: Claimed) -> impl Future<Output = End>;
     /// Lets others run between two polling rounds of a spinning worker.
     fn pause(&self) -> impl Future<Output = ()>;
 }
@@ -244,7 +247,13 @@ struct Inline;
 impl Runs for Inline {
     const INLINE: bool = true;
 
-    async fn blocking(&self, seat: &Seat, mut claimed: Claimed) -> End {
+    fn here(&self, seat: &Seat, mut claimed: Claimed) -> Result<End, Claimed> {
+        let outcome = call(&mut claimed);
+        Ok(seat.finish(claimed, outcome))
+    }
+
+    async fn offload(&self, seat: &Seat, mut claimed: Claimed) -> End {
+        // `here` runs every blocking job; should one come here anyway, it runs here too.
         let outcome = call(&mut claimed);
         seat.finish(claimed, outcome)
     }
@@ -260,8 +269,12 @@ struct Offload<'a, R>(&'a R);
 impl<R: AsyncRuntime> Runs for Offload<'_, R> {
     const INLINE: bool = false;
 
-    async fn blocking(&self, seat: &Seat, claimed: Claimed) -> End {
-        offload(self.0, seat, claimed).await
+    fn here(&self, _seat: &Seat, claimed: Claimed) -> Result<End, Claimed> {
+        Err(claimed)
+    }
+
+    fn offload(&self, seat: &Seat, claimed: Claimed) -> impl Future<Output = End> {
+        offload(self.0, seat, claimed)
     }
 
     fn pause(&self) -> impl Future<Output = ()> {
@@ -275,15 +288,17 @@ async fn work<M: Runs>(inner: &Arc<Inner>, runs: M) {
     let seat = &seat;
     let mut graves = Graves::new();
     let mut woken = false;
+    // When the previous attempt ended, if this worker claims the next one right away.
+    let mut last = None;
     loop {
         // Parking rule 5: a woken worker looks through the spinning slot first.
         let claimed = if woken {
             match spin(seat, &runs).await {
                 Some(claimed) => Some(claimed),
-                None => inner.claim(seat, M::INLINE),
+                None => inner.claim(seat, M::INLINE, None),
             }
         } else {
-            match inner.claim(seat, M::INLINE) {
+            match inner.claim(seat, M::INLINE, last.take()) {
                 Some(claimed) => Some(claimed),
                 None => spin(seat, &runs).await,
             }
@@ -293,12 +308,16 @@ async fn work<M: Runs>(inner: &Arc<Inner>, runs: M) {
             let end = if claimed.job.is_async() {
                 run_async(seat, claimed).await
             } else {
-                runs.blocking(seat, claimed).await
+                match runs.here(seat, claimed) {
+                    Ok(end) => end,
+                    Err(claimed) => runs.offload(seat, claimed).await,
+                }
             };
             graves.keep(end.shell);
             if end.retire {
                 return;
             }
+            last = end.at;
             continue;
         }
         graves.free();
@@ -394,7 +413,7 @@ async fn spin<M: Runs>(seat: &Seat, runs: &M) -> Option<Claimed> {
 fn poll_round(seat: &Seat, inline: bool) -> Option<Claimed> {
     for _ in 0..SPIN_ROUND {
         if seat.has_work() {
-            return seat.claim(seat, inline);
+            return seat.claim(seat, inline, None);
         }
         hint::spin_loop();
     }

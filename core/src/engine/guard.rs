@@ -134,6 +134,7 @@ impl Notes {
     }
 
     /// Whether nothing was noted.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }

@@ -175,8 +175,9 @@ impl Inner {
     }
 
     /// Nanoseconds since the epoch (saturating).
+    #[inline]
     pub(crate) fn now_ns(&self) -> u64 {
-        u64::try_from(self.clock.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        self.clock.now_ns()
     }
 
     /// The wheel tick at which `at` has passed: rounded up, so a timer never fires early.
@@ -186,7 +187,7 @@ impl Inner {
 
     /// The current wheel tick (rounded down).
     pub(crate) fn now_tick(&self) -> u64 {
-        u64::try_from(self.clock.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.now_ns() / 1_000_000
     }
 
     /// The instant of wheel tick `tick`.
@@ -233,10 +234,15 @@ impl Inner {
 
     /// Counts the panics in `notes` and appends them to task `id`'s error: in its record
     /// while the slot is still `id`'s, else in its history entry.
+    #[inline]
     pub(crate) fn note(&self, id: TaskId, notes: Notes) {
-        if notes.is_empty() {
-            return;
+        if !notes.is_empty() {
+            self.note_slow(id, notes);
         }
+    }
+
+    #[cold]
+    fn note_slow(&self, id: TaskId, notes: Notes) {
         for _ in 0..notes.count() {
             self.stats.mine().panicked.inc();
         }
@@ -256,7 +262,15 @@ impl Inner {
 
     /// Appends `notes` to the cold data of a task whose slot the caller pins (it holds the
     /// cold lock and the token).
+    #[inline]
     pub(crate) fn note_locked(&self, cold: &mut Cold, notes: Notes) {
+        if !notes.is_empty() {
+            self.note_locked_slow(cold, notes);
+        }
+    }
+
+    #[cold]
+    fn note_locked_slow(&self, cold: &mut Cold, notes: Notes) {
         for _ in 0..notes.count() {
             self.stats.mine().panicked.inc();
         }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::boxed::Box;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use std::vec::Vec;
 
 use super::error::SubmitError;
@@ -193,7 +193,10 @@ impl Inner {
         } = task;
         let spec = spec.map_or_else(Spec::default, |spec| *spec);
         let (job, completion) = job.erase();
-        let now = Instant::now();
+        // One clock reading for the submission stamp and, if it is queued now, the start
+        // of its dispatch latency.
+        let stamp = self.clock.now();
+        let now = self.clock.instant(stamp);
         let (start, first_due) = match spec.start {
             Start::Now => (None, now),
             Start::After(delay) => {
@@ -227,7 +230,7 @@ impl Inner {
                 // Given back by `finalize`, through the budget this engine owns.
                 charge: charge.detach(),
                 extra,
-                ..Cold::empty(self.clock.stamp(now))
+                ..Cold::empty(stamp)
             };
             cold.set_timeout(spec.timeout.or(self.config.timeout));
         });
@@ -237,7 +240,7 @@ impl Inner {
             None => {
                 // SAFETY: rule 2, we acquired the slot and have not published it.
                 unsafe { record.state.publish(job, State::Queued) };
-                self.enqueue(id, record);
+                self.enqueue(id, record, stamp.nanos());
             }
             Some(tick) => {
                 // SAFETY: rule 2, as above.
@@ -250,10 +253,10 @@ impl Inner {
     }
 
     /// Pushes a `Queued` task's id (handing its token to the queue, rule 1) and wakes an
-    /// idle worker if there is one. Stamps the moment it became ready, for its dispatch
-    /// latency.
-    pub(crate) fn enqueue(&self, id: TaskId, record: &Record) {
-        record.ready_at.store(self.now_ns(), Ordering::Relaxed);
+    /// idle worker if there is one. `ready` (nanoseconds since the epoch, read by the
+    /// caller) is when it became ready: the start of its dispatch latency.
+    pub(crate) fn enqueue(&self, id: TaskId, record: &Record, ready: u64) {
+        record.ready_at.store(ready, Ordering::Relaxed);
         let priority = Priority(record.priority.load(Ordering::Relaxed));
         if self.queue.push(id, priority).is_err() {
             // Each live task has at most one queue entry and a level holds as many entries

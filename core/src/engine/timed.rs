@@ -42,7 +42,8 @@ impl Inner {
         let mut timed_out = Vec::new();
         let next = {
             let mut timers = self.lock_timers();
-            let now = self.now_tick();
+            let ready = self.now_ns();
+            let now = ready / 1_000_000;
             while let Some(index) = timers.wheel.poll(now) {
                 let kind = timers.kinds[index];
                 // Rule 1: a Wake entry is its task's token, so the slot is live. A Timeout
@@ -53,7 +54,7 @@ impl Inner {
                 let record = self.records.get(id).expect("a timer's slot is live");
                 match kind {
                     Kind::Wake => match record.state.apply(TaskEvent::Due) {
-                        Ok(_) => self.enqueue(id, record),
+                        Ok(_) => self.enqueue(id, record, ready),
                         // Cancelled while waiting: we hold the token; finalize after
                         // unlocking (the cold lock comes before the timer lock).
                         Err(_) => ended.push(id),
