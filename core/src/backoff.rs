@@ -4,25 +4,6 @@
 //! integer arithmetic on nanoseconds (`u64`), saturating, so no input can panic, overflow or
 //! depend on the platform's floating point. The multiplier is given as an `f64` (the guide's
 //! `backoff_multiplier=2`) and converted once into 32.32 fixed point.
-//!
-//! # The delays
-//!
-//! Retry `n` (the first retry is `n = 1`) has the *base delay*
-//! `t(n) = min(cap, initial × multiplierⁿ⁻¹)`, so `initial = 5 s, multiplier = 2` waits
-//! 5 s, 10 s, 20 s… [`Jitter`] then spreads the retries of many tasks apart, following the
-//! formulas of Marc Brooker's "Exponential Backoff and Jitter" (AWS Architecture Blog, 2015),
-//! where `random(a, b)` is uniform over the integers `a..=b`:
-//!
-//! | jitter | delay of retry `n` |
-//! |---|---|
-//! | [`None`](Jitter::None) | `t(n)` |
-//! | [`Full`](Jitter::Full) | `random(0, t(n))` |
-//! | [`Equal`](Jitter::Equal) | `t(n)/2 + random(0, t(n)/2)` (integer halves; `t(n) - t(n)/2` for the upper one) |
-//! | [`Decorrelated`](Jitter::Decorrelated) | `min(cap, random(initial, 3 × previous))`, `previous` starting at `initial` |
-//!
-//! Decorrelated jitter grows by its own factor of 3, as in the article; the multiplier does
-//! not apply to it. Randomness comes from a [`RandomSource`] the caller passes in, so a
-//! given seed always yields the same delays ([`SplitMix64`] is provided).
 
 use core::fmt;
 use core::time::Duration;
@@ -38,7 +19,26 @@ fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// How retries of one task are spread in time. See the [module docs](self) for formulas.
+/// How retries of one task are spread in time.
+///
+/// # The delays
+///
+/// Retry `n` (the first retry is `n = 1`) has the *base delay*
+/// `t(n) = min(cap, initial × multiplierⁿ⁻¹)`, so `initial = 5 s, multiplier = 2` waits
+/// 5 s, 10 s, 20 s… [`Jitter`] then spreads the retries of many tasks apart, following the
+/// formulas of Marc Brooker's "Exponential Backoff and Jitter" (AWS Architecture Blog, 2015),
+/// where `random(a, b)` is uniform over the integers `a..=b`:
+///
+/// | jitter | delay of retry `n` |
+/// |---|---|
+/// | [`None`](Jitter::None) | `t(n)` |
+/// | [`Full`](Jitter::Full) | `random(0, t(n))` |
+/// | [`Equal`](Jitter::Equal) | `t(n)/2 + random(0, t(n)/2)` (integer halves; `t(n) - t(n)/2` for the upper one) |
+/// | [`Decorrelated`](Jitter::Decorrelated) | `min(cap, random(initial, 3 × previous))`, `previous` starting at `initial` |
+///
+/// Decorrelated jitter grows by its own factor of 3, as in the article; the multiplier does
+/// not apply to it. Randomness comes from a [`RandomSource`] the caller passes in, so a
+/// given seed always yields the same delays ([`SplitMix64`] is provided).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
