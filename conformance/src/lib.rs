@@ -22,6 +22,8 @@ pub mod basics;
 #[doc(hidden)]
 pub mod cancel;
 #[doc(hidden)]
+pub mod durable;
+#[doc(hidden)]
 pub mod hostile;
 #[doc(hidden)]
 pub mod inside;

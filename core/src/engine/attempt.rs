@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use super::cell::{JobRef, Outcome, Shell};
 use super::clock::Stamp;
 use super::context::{Context, Host};
+use super::ending::{Ending, OnEnd};
 use super::error::TaskError;
 use super::guard::{self, Notes};
 use super::inner::{Inner, Seat, ceil_ms, far_future, lock};
-use super::record::{Cold, DETACHED, Extra, INLINE, Record};
+use super::record::{Cold, DETACHED, Extra, INLINE, Record, STOPPED};
 use super::spec::{Limit, MissedTicks, Overlap, Store};
 use super::timers::Kind;
 use crate::{Event as TaskEvent, MemoryBudget, RetryDecision, State, TaskId};
@@ -109,17 +110,21 @@ impl Inner {
             let latch = (!job.is_async()).then(|| job.latch());
             // The attempt's one look at the cold data: what its end will need is copied out
             // (none of it changes while the task lives).
-            let (attempt, timeout, recurring, store) = {
+            let (attempt, timeout, recurring, store, job_id) = {
                 let mut cold = record.lock();
                 cold.attempt = cold.attempt.saturating_add(1);
                 cold.started_at = Some(started_stamp);
                 cold.latch = latch;
                 cold.flags = if inline { INLINE } else { 0 };
-                let (recurring, store) = cold
-                    .extra
-                    .as_ref()
-                    .map_or((false, None), |extra| (extra.every.is_some(), extra.store));
-                (cold.attempt, cold.timeout(), recurring, store)
+                let (recurring, store, job_id) =
+                    cold.extra.as_ref().map_or((false, None, 0), |extra| {
+                        (
+                            extra.every.is_some(),
+                            extra.store,
+                            extra.on_end.as_ref().map_or(0, |hook| hook.job()),
+                        )
+                    });
+                (cold.attempt, cold.timeout(), recurring, store, job_id)
             };
             let timed = match timeout {
                 Some(timeout) => {
@@ -141,7 +146,7 @@ impl Inner {
                     store,
                 },
                 job,
-                ctx: Some(Context::new(host, id, attempt)),
+                ctx: Some(Context::new(host, id, attempt, job_id)),
             });
         }
     }
@@ -478,7 +483,7 @@ impl Inner {
                 // the slot's release. The history has the task before its handle learns
                 // the end (a status asked after `wait` finds it), and before it settles
                 // (once `wait_for_completion` sees it settled, it is in the history).
-                {
+                let hook = {
                     let mut cold = record.lock();
                     cold.latch = None;
                     if ended.is_some() {
@@ -488,7 +493,12 @@ impl Inner {
                         cold.error = Some(text.into());
                     }
                     self.note_locked(&mut cold, core::mem::take(&mut notes));
+                    let hook = cold.take_hook();
                     self.finalize_locked(id, record, &mut cold);
+                    hook
+                };
+                if let Some(hook) = hook {
+                    tell_end(&hook, &mut job, &result, false);
                 }
                 let shell = job.complete(result, &mut notes);
                 // Panics in the drops after the end go to the history entry.
@@ -500,13 +510,17 @@ impl Inner {
             // counted and settled the task; the attempt's result is discarded (if the
             // attempt was detached, its handle was resolved by the winner already).
             Err(lost) => {
-                let flags = {
+                let (flags, hook) = {
                     let mut cold = record.lock();
                     // Rule 8: before the job completes.
                     cold.latch = None;
-                    cold.flags
+                    (cold.flags, cold.take_hook())
                 };
-                let shell = job.complete(Err(TaskError::for_state(lost.state())), &mut notes);
+                let ended = Err(TaskError::for_state(lost.state()));
+                if let Some(hook) = hook {
+                    tell_end(&hook, &mut job, &ended, flags & STOPPED != 0);
+                }
+                let shell = job.complete(ended, &mut notes);
                 {
                     let mut cold = record.lock();
                     self.note_locked(&mut cold, notes);
@@ -565,5 +579,37 @@ impl Inner {
         if self.results.insert(id, value, expires, charge) {
             self.timer_event.notify(1);
         }
+    }
+}
+
+/// Tells `hook` how the attempt holding `job` ended: with its staged value on success.
+fn tell_end(hook: &Arc<dyn OnEnd>, job: &mut JobRef, result: &Outcome, stopped: bool) {
+    match result {
+        Ok(()) => {
+            let mut told = false;
+            job.inspect_staged(&mut |value| {
+                told = true;
+                hook.ended(Ending {
+                    state: State::Succeeded,
+                    stopped,
+                    value: Some(value),
+                    error: None,
+                });
+            });
+            if !told {
+                hook.ended(Ending {
+                    state: State::Succeeded,
+                    stopped,
+                    value: None,
+                    error: None,
+                });
+            }
+        }
+        Err(error) => hook.ended(Ending {
+            state: error.state(),
+            stopped,
+            value: None,
+            error: Some(error),
+        }),
     }
 }

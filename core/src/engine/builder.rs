@@ -67,6 +67,8 @@ pub struct Builder<R> {
     result_ttl: Duration,
     max_detached: Option<usize>,
     seed: Option<u64>,
+    #[cfg(feature = "durable")]
+    pub(crate) durable: super::durable::DurableConfig,
 }
 
 impl<R> Builder<R> {
@@ -100,6 +102,8 @@ impl<R: Runtime> Builder<R> {
             result_ttl: Duration::from_secs(24 * 60 * 60),
             max_detached: None,
             seed: None,
+            #[cfg(feature = "durable")]
+            durable: super::durable::DurableConfig::default(),
         }
     }
 
@@ -214,6 +218,20 @@ impl<R: Runtime> Builder<R> {
                 std::format!("the memory it sizes could not be reserved: {error}"),
             )
         })?);
+        #[cfg(feature = "durable")]
+        if let Some(shared) = self
+            .durable
+            .start(&inner, self.queue_capacity)
+            .map_err(|error| {
+                BuildError::new(
+                    "store",
+                    BuildErrorKind::Runtime,
+                    std::format!("the durable store could not start: {error}"),
+                )
+            })?
+        {
+            let _ = inner.durable.set(shared);
+        }
         let roles =
             core::iter::once(Role::Timer).chain(core::iter::repeat_n(Role::Worker, self.workers));
         for (started, role) in roles.enumerate() {
@@ -222,6 +240,7 @@ impl<R: Runtime> Builder<R> {
                     .spawn(Driver::new(Arc::clone(&inner), self.runtime.clone(), role))
             {
                 inner.stop_workers();
+                inner.stop_durable();
                 return Err(BuildError::new(
                     "runtime",
                     BuildErrorKind::Runtime,

@@ -178,6 +178,25 @@ impl<W, T> Cell<W, T> {
         }
     }
 
+    /// Lends the staged value, if any, to `f`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the `JobRef` holder, before the end is published.
+    unsafe fn inspect_staged(&self, f: &mut dyn FnMut(&dyn Any))
+    where
+        T: 'static,
+    {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.completion.with_slot(|slot| {
+                if let Slot::Staged(value) = slot {
+                    f(value);
+                }
+            });
+        }
+    }
+
     /// Drops the work (the closure, and any future).
     ///
     /// # Safety
@@ -248,6 +267,8 @@ pub(crate) trait ErasedJob: Send + Sync {
     unsafe fn end_attempt(&self) -> Result<(), Caught>;
     /// Applies `clone` to the staged value (for the result store).
     unsafe fn clone_staged(&self, clone: StoreFn) -> Option<Result<StoredValue, Caught>>;
+    /// Lends the staged value, if any, to `f`.
+    unsafe fn inspect_staged(&self, f: &mut dyn FnMut(&dyn Any));
     /// Publishes the task's end to its handle (the staged value when `result` is `Ok`),
     /// once; panics in what it drops go to `notes`.
     unsafe fn complete(&self, result: Outcome, notes: &mut Notes);
@@ -314,6 +335,11 @@ where
     unsafe fn clone_staged(&self, clone: StoreFn) -> Option<Result<StoredValue, Caught>> {
         // SAFETY: the trait's contract.
         unsafe { Cell::clone_staged(self, clone) }
+    }
+
+    unsafe fn inspect_staged(&self, f: &mut dyn FnMut(&dyn Any)) {
+        // SAFETY: the trait's contract.
+        unsafe { Cell::inspect_staged(self, f) }
     }
 
     unsafe fn complete(&self, result: Outcome, notes: &mut Notes) {
@@ -410,6 +436,11 @@ where
         unsafe { Cell::clone_staged(self, clone) }
     }
 
+    unsafe fn inspect_staged(&self, f: &mut dyn FnMut(&dyn Any)) {
+        // SAFETY: the trait's contract.
+        unsafe { Cell::inspect_staged(self, f) }
+    }
+
     unsafe fn complete(&self, result: Outcome, notes: &mut Notes) {
         // SAFETY: the trait's contract.
         unsafe { self.finish(result, notes) }
@@ -498,6 +529,12 @@ impl JobRef {
     pub(crate) fn clone_staged(&mut self, clone: StoreFn) -> Option<Result<StoredValue, Caught>> {
         // SAFETY: as in `call`.
         unsafe { self.0.clone_staged(clone) }
+    }
+
+    /// Lends the staged value, if there is one, to `f`.
+    pub(crate) fn inspect_staged(&mut self, f: &mut dyn FnMut(&dyn Any)) {
+        // SAFETY: as in `call`.
+        unsafe { self.0.inspect_staged(f) }
     }
 
     /// Publishes the task's end to its handle and drops the work. If the handle is gone,

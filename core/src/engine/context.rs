@@ -59,6 +59,8 @@ pub struct Context {
     host: Arc<dyn Host>,
     id: TaskId,
     attempt: u32,
+    /// The durable job this attempt runs (0 for a plain task).
+    job: u64,
 }
 
 impl std::fmt::Debug for Context {
@@ -66,13 +68,28 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("id", &self.id)
             .field("attempt", &self.attempt)
+            .field("job", &self.job)
             .finish_non_exhaustive()
     }
 }
 
 impl Context {
-    pub(crate) fn new(host: Arc<dyn Host>, id: TaskId, attempt: u32) -> Self {
-        Self { host, id, attempt }
+    pub(crate) fn new(host: Arc<dyn Host>, id: TaskId, attempt: u32, job: u64) -> Self {
+        Self {
+            host,
+            id,
+            attempt,
+            job,
+        }
+    }
+
+    /// The durable job this attempt runs, if it runs one: the job's id stays the same
+    /// across its attempts and restarts, so it is the key that makes the job's effects
+    /// idempotent.
+    #[cfg(feature = "durable")]
+    #[must_use]
+    pub fn job_id(&self) -> Option<super::durable::JobId> {
+        (self.job != 0).then(|| super::durable::JobId::new(self.job))
     }
 
     /// The task's id.

@@ -11,9 +11,11 @@ use std::vec::Vec;
 
 use event_listener::Event;
 
+use super::ending::Ending;
 use super::error::{CancelError, TaskError};
 use super::guard::Notes;
 use super::inner::Inner;
+use super::record::STOPPED;
 use super::snapshot::TaskInfo;
 use super::wait::listen_until;
 use crate::settle::SettleWaiter;
@@ -58,7 +60,10 @@ impl Inner {
         let from = step.transition.from;
         if from == State::Running {
             // The worker owns the job: tell it (the future of an async attempt is dropped,
-            // a blocking attempt is detached, rule 8).
+            // a blocking attempt is detached, rule 8), and whether a shutdown stopped it.
+            if how == Stop::Shutdown {
+                cold.flags |= STOPPED;
+            }
             self.detach_locked(&mut cold, State::Cancelled);
             record.signal.raise();
             drop(cold);
@@ -72,7 +77,16 @@ impl Inner {
                     .wheel
                     .cancel(id.index() as usize)
                     .is_some();
+            let hook = cold.take_hook();
             drop(cold);
+            if let Some(hook) = hook {
+                hook.ended(Ending {
+                    state: State::Cancelled,
+                    stopped: how == Stop::Shutdown,
+                    value: None,
+                    error: None,
+                });
+            }
             // Rule 3: winning `Cancel` from a waiting state handed us the job; completing
             // it drops the task's closure, which is user code: outside the lock.
             let mut notes = Notes::new();
@@ -148,6 +162,9 @@ impl Inner {
         let mut cold = record.lock();
         if !self.records.contains(id) || record.state.load().is_terminal() {
             return false;
+        }
+        if let Some(hook) = cold.extra.as_ref().and_then(|extra| extra.on_end.as_ref()) {
+            hook.progress(percent, &message);
         }
         cold.progress = percent;
         cold.message = Some(message.into_boxed_str());

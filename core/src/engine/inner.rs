@@ -104,6 +104,9 @@ pub(crate) struct Inner {
     pub(crate) sampler: Sampler,
     pub(crate) clock: Clock,
     pub(crate) config: Config,
+    /// The durable layer, when the manager has a store.
+    #[cfg(feature = "durable")]
+    pub(crate) durable: std::sync::OnceLock<Arc<super::durable::Shared>>,
 }
 
 /// An instant far enough ahead to mean "never" (about 136 years).
@@ -156,7 +159,18 @@ impl Inner {
             sampler: Sampler::new(clock.epoch, config.profiling),
             clock,
             config,
+            #[cfg(feature = "durable")]
+            durable: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Stops the durable layer's keeper after it committed what it was sent (no-op
+    /// without a store).
+    pub(crate) fn stop_durable(&self) {
+        #[cfg(feature = "durable")]
+        if let Some(durable) = self.durable.get() {
+            durable.stop();
+        }
     }
 
     pub(crate) fn record(&self, id: TaskId) -> Option<&Record> {

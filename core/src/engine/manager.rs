@@ -71,7 +71,7 @@ use crate::{State, TaskId};
 /// assert_eq!(manager.counts().succeeded, 2);
 /// ```
 pub struct Manager<R: Runtime> {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     runtime: R,
 }
 
@@ -311,5 +311,6 @@ impl<R: Runtime> Drop for Manager<R> {
         self.inner.stop_accepting();
         drop(self.inner.stop_all());
         self.inner.stop_workers();
+        self.inner.stop_durable();
     }
 }

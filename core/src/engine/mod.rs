@@ -97,6 +97,9 @@ mod clock;
 mod context;
 mod control;
 mod driver;
+#[cfg(feature = "durable")]
+pub mod durable;
+mod ending;
 mod error;
 mod guard;
 mod handle;
@@ -137,10 +140,21 @@ pub use snapshot::{
 pub use spec::{Every, MissedTicks, Overlap};
 pub use task::{Async, Blocking, Job, Task};
 
+#[cfg(feature = "durable")]
+pub use durable::{
+    Committed, DurableJob, DurableStats, EnqueueError, JobFilter, JobId, JobInfo, JobOptions,
+    JobState, JobWait, Store, StoreError, StoreErrorKind,
+};
+
 /// Everything a port of the guide needs, for an adapter to re-export in its own prelude
 /// (`pub use errand_core::engine::prelude::*;`), so every adapter exposes the same API and
 /// code moves between adapters by changing one `use`.
 pub mod prelude {
+    #[cfg(feature = "durable")]
+    pub use super::durable::{
+        Committed, DurableJob, DurableStats, EnqueueError, JobFilter, JobId, JobInfo, JobOptions,
+        JobState, JobWait, ParseJobIdError, StoreError, StoreErrorKind,
+    };
     pub use super::{
         Analytics, BoxError, BuildError, BuildErrorKind, CancelError, Cancelled, Context, Counts,
         Every, LevelLatency, MissedTicks, Overlap, Performance, Profile, ProgressError, QueueSizes,

@@ -10,12 +10,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use std::boxed::Box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use event_listener::Event;
 
 use super::cell::{JobRef, LatchRef};
 use super::clock::Stamp;
+use super::ending::OnEnd;
 use super::snapshot::{Finished, TaskInfo};
 use super::spec::{ErrorHandler, Every, Store};
 use crate::flag::Flag;
@@ -98,10 +100,14 @@ pub(crate) struct Cold {
 pub(crate) const INLINE: u8 = 0b01;
 /// `Cold::flags`: the running blocking attempt was detached (its task ended while it ran).
 pub(crate) const DETACHED: u8 = 0b10;
+/// `Cold::flags`: a shutdown (not a user) stopped the running attempt.
+pub(crate) const STOPPED: u8 = 0b100;
 
 /// A task's rarer settings and the state that goes with them.
 pub(crate) struct Extra {
     pub(crate) on_error: Option<ErrorHandler>,
+    /// Told when the task ends; taken (so told once) by whoever ends it.
+    pub(crate) on_end: Option<Arc<dyn OnEnd>>,
     pub(crate) store: Option<Store>,
     /// The recurrence, for a recurring task.
     pub(crate) every: Option<Every>,
@@ -124,6 +130,7 @@ impl Extra {
     pub(crate) fn new(retry: RetryPolicy, rng: SplitMix64, first_due: Instant) -> Self {
         Self {
             on_error: None,
+            on_end: None,
             store: None,
             every: None,
             first_due,
@@ -158,6 +165,11 @@ impl Cold {
     /// Successful runs of a recurring task.
     pub(crate) fn runs(&self) -> u64 {
         self.extra.as_ref().map_or(0, |extra| extra.runs)
+    }
+
+    /// Takes the task's end hook (so it is told once).
+    pub(crate) fn take_hook(&mut self) -> Option<Arc<dyn OnEnd>> {
+        self.extra.as_mut().and_then(|extra| extra.on_end.take())
     }
 
     /// Whether the running blocking attempt was detached.

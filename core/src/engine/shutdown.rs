@@ -128,10 +128,12 @@ impl<'a> Shutdown<'a> {
         self.finish(completed)
     }
 
-    /// Stops what is left and reports.
+    /// Stops what is left and reports; the durable layer writes what it was sent (the
+    /// jobs stopped are given back to the store) and stops.
     fn finish(&mut self, completed: bool) -> ShutdownReport {
         let unfinished = self.inner.stop_all();
         self.inner.stop_workers();
+        self.inner.stop_durable();
         ShutdownReport {
             completed: completed && unfinished.is_empty(),
             unfinished,

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ending::OnEnd;
 use super::error::TaskError;
 use crate::{RetryDecision, RetryPolicy, TaskId};
 
@@ -50,6 +51,8 @@ pub(crate) struct Spec {
     pub(crate) every: Option<Every>,
     /// Bytes the task owns beyond its allocation, as the caller states them.
     pub(crate) weight: usize,
+    /// Told when the task ends (the durable layer's hook).
+    pub(crate) on_end: Option<Arc<dyn OnEnd>>,
 }
 
 impl std::fmt::Debug for Spec {
@@ -63,6 +66,7 @@ impl std::fmt::Debug for Spec {
             .field("store", &self.store.map(|store| store.ttl))
             .field("every", &self.every)
             .field("weight", &self.weight)
+            .field("on_end", &self.on_end.is_some())
             .finish()
     }
 }

@@ -211,10 +211,12 @@ impl Inner {
         let rare = spec.on_error.is_some()
             || spec.store.is_some()
             || spec.every.is_some()
-            || spec.retry.is_some();
+            || spec.retry.is_some()
+            || spec.on_end.is_some();
         let extra = rare.then(|| {
             Box::new(Extra {
                 on_error: spec.on_error,
+                on_end: spec.on_end,
                 store: spec.store,
                 every: spec.every,
                 ..Extra::new(

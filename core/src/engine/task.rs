@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::cell::{AsyncWork, Cell, Handle, JobRef};
 use super::context::Context;
+use super::ending::OnEnd;
 use super::error::{BoxError, TaskError};
 use super::spec::{Every, Spec, Start, Store};
 use crate::{Priority, RetryDecision, RetryPolicy, TaskId};
@@ -222,6 +223,16 @@ impl<J> Task<J> {
     #[must_use]
     pub fn weight(mut self, bytes: usize) -> Self {
         self.spec_mut().weight = bytes;
+        self
+    }
+
+    /// Tells `hook` when the task ends, and of its progress (the durable layer's hook).
+    #[cfg_attr(
+        not(feature = "durable"),
+        allow(dead_code, reason = "used by the durable layer")
+    )]
+    pub(crate) fn on_end(mut self, hook: Arc<dyn OnEnd>) -> Self {
+        self.spec_mut().on_end = Some(hook);
         self
     }
 

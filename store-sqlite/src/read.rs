@@ -1,0 +1,63 @@
+//! The reader: queries from any thread, on a connection of its own (WAL lets it read
+//! while the writer writes, and it sees only committed transactions).
+
+use std::sync::Mutex;
+
+use errand_core::engine::durable::{JobFilter, JobRow, StoreReader};
+use errand_core::engine::{JobId, JobState, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Context;
+use crate::rows::{COLUMNS, job_row};
+
+/// The store's read connection.
+#[derive(Debug)]
+pub(crate) struct Reader(pub(crate) Mutex<Connection>);
+
+impl Reader {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl StoreReader for Reader {
+    fn job(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
+        self.conn()
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM errand_jobs WHERE id = ?1"))
+            .and_then(|mut s| s.query_row([id.get() as i64], job_row).optional())
+            .doing("reading a job")
+    }
+
+    fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>, StoreError> {
+        let conn = self.conn();
+        let state = filter.state.map(JobState::code);
+        let after = filter.after.map_or(0, |id| id.get() as i64);
+        let limit = filter.limit.unwrap_or(100) as i64;
+        conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM errand_jobs WHERE id > ?1 \
+             AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR kind = ?3) \
+             ORDER BY id LIMIT ?4"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![after, state, filter.kind, limit], job_row)?
+                .collect()
+        })
+        .doing("listing jobs")
+    }
+
+    fn pending_kinds(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT kind, count(*) FROM errand_jobs WHERE state = ?1 GROUP BY kind ORDER BY kind",
+            )
+            .and_then(|mut s| {
+                s.query_map([JobState::Pending.code()], |row| {
+                    Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+                })?
+                .collect()
+            })
+            .doing("counting pending jobs by kind")
+    }
+}
