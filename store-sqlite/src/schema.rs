@@ -171,3 +171,26 @@ fn version(conn: &Connection) -> Result<i64, StoreError> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::configure;
+    use crate::Synchronous;
+    use rusqlite::Connection;
+
+    /// What `configure` sets is what the connection reports after.
+    #[test]
+    fn configure_sets_and_reads_back() {
+        let dir = std::env::temp_dir().join(format!("errand-schema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (synchronous, level) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
+            let conn = Connection::open(dir.join(format!("{level}.db"))).unwrap();
+            configure(&conn, synchronous).unwrap();
+            let got: i64 = conn
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .unwrap();
+            assert_eq!(got, level);
+        }
+        drop(std::fs::remove_dir_all(&dir));
+    }
+}

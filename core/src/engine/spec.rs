@@ -53,6 +53,9 @@ pub(crate) struct Spec {
     pub(crate) weight: usize,
     /// Told when the task ends (the durable layer's hook).
     pub(crate) on_end: Option<Arc<dyn OnEnd>>,
+    /// Attempts already made before this task (a durable job's earlier claims), so its
+    /// first attempt here is numbered after them.
+    pub(crate) attempts_before: u32,
 }
 
 impl std::fmt::Debug for Spec {

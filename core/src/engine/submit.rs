@@ -232,6 +232,7 @@ impl Inner {
                 // Given back by `finalize`, through the budget this engine owns.
                 charge: charge.detach(),
                 extra,
+                attempt: spec.attempts_before,
                 ..Cold::empty(stamp)
             };
             cold.set_timeout(spec.timeout.or(self.config.timeout));

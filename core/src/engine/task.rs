@@ -231,8 +231,10 @@ impl<J> Task<J> {
         not(feature = "durable"),
         allow(dead_code, reason = "used by the durable layer")
     )]
-    pub(crate) fn on_end(mut self, hook: Arc<dyn OnEnd>) -> Self {
-        self.spec_mut().on_end = Some(hook);
+    pub(crate) fn on_end(mut self, hook: Arc<dyn OnEnd>, attempts_before: u32) -> Self {
+        let spec = self.spec_mut();
+        spec.on_end = Some(hook);
+        spec.attempts_before = attempts_before;
         self
     }
 

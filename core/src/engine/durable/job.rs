@@ -58,7 +58,8 @@ pub trait DurableJob: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Runs one attempt. A job can run more than once (at-least-once: see the
     /// [module docs](crate::engine::durable)); its [`JobId`]
     /// ([`Context::job_id`](crate::engine::Context::job_id)) is the stable idempotency
-    /// key to make its effects safe to repeat.
+    /// key to make its effects safe to repeat. `ctx.attempt()` is the attempt the store
+    /// counted (claims across restarts included).
     fn run(&self, ctx: Context) -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
 
     /// Decides about a failed attempt (attempt numbers count failures, 1 for the first):

@@ -320,7 +320,8 @@ impl Keeper {
                 deadline = Some(deadline.map_or(at, |d| d.min(at)));
             }
         };
-        if self.room() > 0 {
+        // Claims only for kinds this node runs, and never while stopping.
+        if self.room() > 0 && !self.shared.kinds.is_empty() && !self.stopping {
             if self.maybe_pending {
                 earliest(Some(self.busy_until.unwrap_or(now)));
             } else {

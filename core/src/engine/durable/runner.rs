@@ -92,7 +92,8 @@ impl<J: DurableJob> Runner for RunnerOf<J> {
         .priority(row.priority)
         // Retries are the store's: each attempt is one task.
         .retry(RetryPolicy::none())
-        .on_end(hook);
+        // The attempt the store counted is the one `ctx.attempt()` shows.
+        .on_end(hook, row.attempt.saturating_sub(1));
         if let Some(ms) = row.timeout_ms {
             task = task.timeout(Duration::from_millis(ms.max(1)));
         }
