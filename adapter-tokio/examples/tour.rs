@@ -1,6 +1,8 @@
 //! A tour of errand on tokio, section by section of the background-tasks guide: progress,
 //! retries, a custom error handler, priorities, a batch, delayed and recurring tasks, a
-//! timeout, stored results, analytics and a graceful shutdown. Runs in a few seconds:
+//! timeout, stored results, persistent storage (durable jobs in a SQLite file,
+//! `errand-tour.db` in the current directory), analytics and a graceful shutdown. Runs in
+//! a few seconds:
 //!
 //! ```text
 //! cargo run --release -p errand-tokio --example tour
@@ -12,7 +14,32 @@ use std::time::{Duration, Instant};
 
 // One `use` picks the adapter: `errand_smol::prelude::*` or `errand_threads::prelude::*`
 // run the same code (with their `builder()`).
+use errand_store_sqlite::SqliteStore;
 use errand_tokio::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A durable job: its data is serialized into the store, its kind names it there.
+#[derive(Serialize, Deserialize)]
+struct Invoice {
+    customer: String,
+    cents: u64,
+}
+
+impl DurableJob for Invoice {
+    const KIND: &'static str = "tour-invoice";
+    type Output = String;
+
+    async fn run(&self, ctx: Context) -> Result<String, BoxError> {
+        ctx.progress(50.0, "rendering")?;
+        ctx.sleep(Duration::from_millis(20)).await;
+        let id = ctx.job_id().expect("a durable job has an id");
+        Ok(format!(
+            "invoice {id} for {}: {:.2} EUR",
+            self.customer,
+            self.cents as f64 / 100.0
+        ))
+    }
+}
 
 fn main() -> Result<(), BoxError> {
     // The async work runs on tokio; this thread plays the web handlers' part.
@@ -262,6 +289,42 @@ fn main() -> Result<(), BoxError> {
     calculation.wait()?;
     let stored = manager.stored_result::<u64>(calculation_id);
     println!("  sum of squares 1..=1,000,000 = {:?}", stored.as_deref());
+
+    section("Persistent storage (durable jobs in a SQLite file)");
+    let path = std::path::Path::new("errand-tour.db");
+    let durable = |runtime: &tokio::runtime::Runtime| -> Result<Manager, BoxError> {
+        Ok(errand_tokio::builder_on(runtime.handle().clone())
+            .workers(2)
+            .store(SqliteStore::open(path)?)
+            .register::<Invoice>()
+            .build()?)
+    };
+    let first = durable(&runtime)?;
+    let earlier = first
+        .jobs(&JobFilter::all().kind(Invoice::KIND).limit(10_000))?
+        .len();
+    let invoice = Invoice {
+        customer: "ACME".into(),
+        cents: 12_345,
+    };
+    // Answered once the job is committed (synchronous=FULL: on disk).
+    let id = first.enqueue(invoice, JobOptions::new()).wait()?;
+    println!(
+        "  enqueued {id} in {} ({earlier} invoice job(s) from earlier runs)",
+        path.display()
+    );
+    first.wait_job(id, Duration::from_secs(10)).wait()?;
+    drop(first);
+    println!("  manager dropped; building another on the same file...");
+    let second = durable(&runtime)?;
+    let job = second.job(id)?.expect("the job is in the store");
+    println!(
+        "  {id} is {} after {} attempt(s): {:?}",
+        job.state,
+        job.attempt,
+        second.job_result::<Invoice>(id)?
+    );
+    drop(second);
 
     section("Analytics");
     let analytics = manager.analytics();

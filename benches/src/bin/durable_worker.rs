@@ -4,13 +4,17 @@
 //!
 //! ```text
 //! durable-worker --db FILE --log FILE [--enqueue N] [--batch B] [--until-done]
-//!                [--no-run] [--fsize-limit BYTES]
+//!                [--exit] [--no-run] [--instant] [--peak-rss] [--fsize-limit BYTES]
+//!                [--as-nobody]
 //! ```
 //!
 //! It registers the job type `Work` (each run appends `run <job> <attempt>` to the log,
 //! then returns its number doubled with the attempt), enqueues `N` jobs in batches of `B`
 //! (appending `ack <job>` for each acknowledged one, after its commit), and runs jobs until
-//! killed, or with `--until-done` until no job is pending or running (then it exits 0).
+//! killed, or with `--until-done` until no job is pending or running (then it exits 0), or
+//! with `--exit` as soon as its enqueues are acknowledged. `--instant` makes each job
+//! return at once (no logging, no pause); `--peak-rss` prints `peak-rss <bytes>` (the
+//! process's resident high-water mark) before a `--until-done` exit.
 //! `--no-run` registers nothing (its jobs stay pending). `--fsize-limit` caps the files it
 //! may write (`RLIMIT_FSIZE`), to make the disk "full": an enqueue that fails prints
 //! `refused <kind>` and the process exits 3. `--as-nobody` drops root's privileges before
@@ -20,12 +24,16 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use errand_store_sqlite::SqliteStore;
 use errand_threads::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// Whether jobs return at once (`--instant`).
+static INSTANT: AtomicBool = AtomicBool::new(false);
 
 /// The log every run and acknowledgement is appended to.
 static LOG: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
@@ -55,6 +63,12 @@ impl DurableJob for Work {
     type Output = Done;
 
     async fn run(&self, ctx: Context) -> Result<Done, BoxError> {
+        if INSTANT.load(Ordering::Relaxed) {
+            return Ok(Done {
+                doubled: self.n * 2,
+                attempt: ctx.attempt(),
+            });
+        }
         let id = ctx.job_id().expect("a durable job has an id");
         log(&format!("run {} {}", id.get(), ctx.attempt()));
         // A little work, so kills land mid-run too.
@@ -72,6 +86,8 @@ struct Args {
     enqueue: u64,
     batch: u64,
     until_done: bool,
+    exit: bool,
+    peak_rss: bool,
     run: bool,
     fsize_limit: Option<u64>,
     as_nobody: bool,
@@ -84,6 +100,8 @@ fn args() -> Args {
         enqueue: 0,
         batch: 10,
         until_done: false,
+        exit: false,
+        peak_rss: false,
         run: true,
         fsize_limit: None,
         as_nobody: false,
@@ -97,6 +115,9 @@ fn args() -> Args {
             "--enqueue" => args.enqueue = value().parse().unwrap(),
             "--batch" => args.batch = value().parse().unwrap(),
             "--until-done" => args.until_done = true,
+            "--exit" => args.exit = true,
+            "--instant" => INSTANT.store(true, Ordering::Relaxed),
+            "--peak-rss" => args.peak_rss = true,
             "--no-run" => args.run = false,
             "--fsize-limit" => args.fsize_limit = Some(value().parse().unwrap()),
             "--as-nobody" => args.as_nobody = true,
@@ -104,6 +125,22 @@ fn args() -> Args {
         }
     }
     args
+}
+
+/// The process's resident high-water mark (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// Caps the size of files this process writes (and ignores the signal the cap raises).
@@ -166,6 +203,10 @@ fn main() -> Result<(), BoxError> {
         }
         next += count;
     }
+    if args.exit {
+        drop(manager.shutdown(Duration::from_secs(10)).wait());
+        return Ok(());
+    }
     if args.until_done {
         loop {
             let open = [JobState::Pending, JobState::Running]
@@ -178,6 +219,9 @@ fn main() -> Result<(), BoxError> {
             std::thread::sleep(Duration::from_millis(20));
         }
         drop(manager.shutdown(Duration::from_secs(10)).wait());
+        if args.peak_rss {
+            println!("peak-rss {}", peak_rss());
+        }
         return Ok(());
     }
     // Run until killed.

@@ -56,6 +56,7 @@
 
 mod adapters;
 mod backlog;
+mod durable;
 mod latency;
 mod memory;
 mod throughput;
@@ -282,6 +283,7 @@ fn main() {
     backlog::scaling(&mut runner, &tokio);
     backlog::scaling(&mut runner, &SmolAdapter);
     backlog::scaling(&mut runner, &ThreadsAdapter);
+    durable::run(&mut runner);
 
     eprintln!(
         "compare: {} line(s) in {:.1} s",
