@@ -42,6 +42,7 @@ macro_rules! store_suite {
             stale_attempts_change_nothing,
             running_jobs_are_recovered_at_start,
             expired_results_are_pruned,
+            a_backlog_of_expired_results_is_pruned_at_once,
             schedules_fire_once_per_tick_and_resume,
             bad_payloads_fail_alone_and_unknown_kinds_wait,
             pending_and_running_jobs_can_be_cancelled,
@@ -568,6 +569,66 @@ pub fn expired_results_are_pruned<A: Adapter, P: Place>() {
         reader.job(long).unwrap().unwrap().result.as_deref(),
         Some("8")
     );
+}
+
+/// A backlog of expired results larger than one prune pass is pruned pass after pass, not
+/// one pass per prune interval (30 s): pruning keeps up with any completion rate.
+pub fn a_backlog_of_expired_results_is_pruned_at_once<A: Adapter, P: Place>() {
+    const BACKLOG: usize = 12_000;
+    let place = P::fresh();
+    let mut store = place.open();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut inserts: Vec<Op> = (0..BACKLOG)
+        .map(|_| Op::Insert {
+            job: new_job(Double::KIND, "1", true),
+            reply: None,
+        })
+        .collect();
+    store.commit(&mut inserts).unwrap();
+    let mut finishes: Vec<Op> = inserts
+        .iter()
+        .map(|op| match op {
+            Op::Insert {
+                reply: Some(Ok(id)),
+                ..
+            } => Op::Finish {
+                id: *id,
+                attempt: 1,
+                finish: Finish::Succeeded {
+                    result: "2".into(),
+                    expires_at: now - 1,
+                },
+                at: now,
+                reply: false,
+            },
+            other => panic!("not inserted: {other:?}"),
+        })
+        .collect();
+    store.commit(&mut finishes).unwrap();
+    let reader = store.reader();
+    drop(store);
+    let manager = durable::<A, P>(&place).build().unwrap();
+    let with_result = || {
+        let mut count = 0;
+        let mut after = None;
+        loop {
+            let mut filter = JobFilter::all().limit(1000);
+            if let Some(after) = after {
+                filter = filter.after(after);
+            }
+            let page = reader.jobs(&filter).unwrap();
+            let Some(last) = page.last() else {
+                return count;
+            };
+            after = Some(last.id);
+            count += page.iter().filter(|row| row.result.is_some()).count();
+        }
+    };
+    wait_for(|| with_result() == 0, "every expired result pruned");
+    drop(manager);
 }
 
 /// A schedule fires one job per tick (a unique key per tick), stops after its runs, and

@@ -7,10 +7,15 @@ use errand_core::engine::{JobId, JobState};
 use errand_core::{Jitter, Priority, RetryPolicy};
 
 /// The columns of `errand_jobs` a [`JobRow`] is read from, in [`job_row`]'s order.
-pub(crate) const COLUMNS: &str = "id, kind, payload, state, priority, run_at, attempt, \
-     failures, retry_max, retry_initial_ms, retry_multiplier, retry_max_delay_ms, \
-     retry_jitter, timeout_ms, result_ttl_ms, unique_key, schedule, progress, message, \
-     error, result, created_at, started_at, finished_at, expires_at";
+macro_rules! columns {
+    () => {
+        "id, kind, payload, state, priority, run_at, attempt, failures, retry_max, \
+         retry_initial_ms, retry_multiplier, retry_max_delay_ms, retry_jitter, timeout_ms, \
+         result_ttl_ms, unique_key, schedule, progress, message, error, result, created_at, \
+         started_at, finished_at, expires_at"
+    };
+}
+pub(crate) use columns;
 
 /// The code of a jitter in the `retry_jitter` column.
 pub(crate) fn jitter_code(jitter: Jitter) -> i64 {

@@ -6,7 +6,7 @@ use errand_core::engine::{JobId, JobState, StoreError};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::error::Context;
-use crate::rows::{COLUMNS, jitter_code, job_row, millis};
+use crate::rows::{columns, jitter_code, job_row, millis};
 
 const PENDING: u8 = JobState::Pending.code();
 const RUNNING: u8 = JobState::Running.code();
@@ -178,16 +178,17 @@ fn claim(
     kinds: &[String],
 ) -> Result<Vec<JobRow>, StoreError> {
     let kinds = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".into());
-    let sql = format!(
+    const CLAIM: &str = concat!(
         "UPDATE errand_jobs SET state = ?1, attempt = attempt + 1, started_at = ?2, \
          progress = 0, message = NULL WHERE id IN \
          (SELECT id FROM errand_jobs WHERE state = ?3 AND run_at <= ?2 \
           AND kind IN (SELECT value FROM json_each(?4)) \
           ORDER BY priority DESC, run_at, id LIMIT ?5) \
-         RETURNING {COLUMNS}"
+         RETURNING ",
+        columns!()
     );
     let mut rows = tx
-        .prepare_cached(&sql)
+        .prepare_cached(CLAIM)
         .and_then(|mut statement| {
             statement
                 .query_map(params![RUNNING, now, PENDING, kinds, limit as i64], job_row)?
@@ -228,12 +229,21 @@ fn finish_attempt(
     at: UnixMillis,
 ) -> Result<bool, StoreError> {
     let id = id.get() as i64;
-    let fence = "WHERE id = ?1 AND attempt = ?2 AND state = ?3";
+    // Every statement ends with the fence: this attempt, still running.
+    macro_rules! fenced {
+        ($set:literal) => {
+            concat!(
+                "UPDATE errand_jobs SET ",
+                $set,
+                " WHERE id = ?1 AND attempt = ?2 AND state = ?3"
+            )
+        };
+    }
     let changed = match finish {
         Finish::Succeeded { result, expires_at } => tx
-            .prepare_cached(&format!(
-                "UPDATE errand_jobs SET state = ?4, result = ?5, expires_at = ?6, \
-                 finished_at = ?7, progress = 100, error = NULL {fence}"
+            .prepare_cached(fenced!(
+                "state = ?4, result = ?5, expires_at = ?6, \
+                 finished_at = ?7, progress = 100, error = NULL"
             ))
             .and_then(|mut s| {
                 s.execute(params![
@@ -247,9 +257,9 @@ fn finish_attempt(
                 ])
             }),
         Finish::Failed { error } => tx
-            .prepare_cached(&format!(
-                "UPDATE errand_jobs SET state = ?4, error = ?5, failures = failures + 1, \
-                 finished_at = ?6 {fence}"
+            .prepare_cached(fenced!(
+                "state = ?4, error = ?5, failures = failures + 1, \
+                 finished_at = ?6"
             ))
             .and_then(|mut s| {
                 s.execute(params![
@@ -262,22 +272,18 @@ fn finish_attempt(
                 ])
             }),
         Finish::Retry { error, run_at } => tx
-            .prepare_cached(&format!(
-                "UPDATE errand_jobs SET state = ?4, error = ?5, failures = failures + 1, \
-                 run_at = ?6 {fence}"
+            .prepare_cached(fenced!(
+                "state = ?4, error = ?5, failures = failures + 1, \
+                 run_at = ?6"
             ))
             .and_then(|mut s| s.execute(params![id, attempt, RUNNING, PENDING, error, run_at])),
         Finish::TimedOut => tx
-            .prepare_cached(&format!(
-                "UPDATE errand_jobs SET state = ?4, error = 'timed out', finished_at = ?5 {fence}"
-            ))
+            .prepare_cached(fenced!("state = ?4, error = 'timed out', finished_at = ?5"))
             .and_then(|mut s| {
                 s.execute(params![id, attempt, RUNNING, JobState::TimedOut.code(), at])
             }),
         Finish::Cancelled => tx
-            .prepare_cached(&format!(
-                "UPDATE errand_jobs SET state = ?4, finished_at = ?5 {fence}"
-            ))
+            .prepare_cached(fenced!("state = ?4, finished_at = ?5"))
             .and_then(|mut s| {
                 s.execute(params![
                     id,
@@ -288,9 +294,7 @@ fn finish_attempt(
                 ])
             }),
         Finish::Release => tx
-            .prepare_cached(&format!(
-                "UPDATE errand_jobs SET state = ?4, run_at = ?5 {fence}"
-            ))
+            .prepare_cached(fenced!("state = ?4, run_at = ?5"))
             .and_then(|mut s| s.execute(params![id, attempt, RUNNING, PENDING, at])),
         _ => Ok(0),
     }

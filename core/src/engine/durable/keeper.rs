@@ -29,10 +29,10 @@ use crate::engine::inner::{Inner, lock};
 const MAX_BATCH: usize = 4096;
 /// How often progress is written, at most, per job (the last value wins).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-/// How often expired results are pruned.
+/// How often expired results are pruned (at once again while a pass finds its limit).
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// Expired results dropped per transaction.
-const PRUNE_LIMIT: usize = 1000;
+const PRUNE_LIMIT: usize = 5000;
 /// How long to wait before claiming again after the engine had no room.
 const BUSY_BACKOFF: Duration = Duration::from_millis(5);
 /// How long to wait before retrying writes that failed.
@@ -674,6 +674,15 @@ impl Keeper {
                     _ => {}
                 },
             }
+        }
+        // A prune pass that hit its limit left more expired results: the next round prunes
+        // again, so pruning keeps up with any completion rate.
+        let more_to_prune = ops
+            .iter()
+            .flatten()
+            .any(|op| matches!(op, Op::Prune { limit, reply, .. } if *reply >= *limit));
+        if more_to_prune {
+            self.next_prune = Instant::now();
         }
         self.shared.committed.notify(usize::MAX);
         self.start_all(to_start);
