@@ -41,7 +41,8 @@ impl StoreReader for Reader {
         let limit = filter.limit.unwrap_or(100) as i64;
         // One statement per state, the state a literal: SQLite uses a partial index only
         // when the query names its condition, so a filter on pending or running jobs reads
-        // those (not every finished job before them).
+        // those (errand_jobs_pending, errand_jobs_running), not every finished job before
+        // them.
         macro_rules! listing {
             ($state:literal) => {
                 concat!(

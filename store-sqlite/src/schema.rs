@@ -50,6 +50,8 @@ CREATE TABLE errand_jobs (
 CREATE INDEX errand_jobs_due ON errand_jobs (priority DESC, run_at, id) WHERE state = 0;
 -- The next pending job's due time.
 CREATE INDEX errand_jobs_next ON errand_jobs (run_at) WHERE state = 0;
+-- Listing pending jobs in id order (without reading every finished job before them).
+CREATE INDEX errand_jobs_pending ON errand_jobs (id) WHERE state = 0;
 -- Recovery of the jobs left running.
 CREATE INDEX errand_jobs_running ON errand_jobs (id) WHERE state = 1;
 -- At most one unfinished job per unique key.
