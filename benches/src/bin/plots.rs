@@ -417,10 +417,13 @@ fn short_number(v: f64) -> String {
 fn human(value: f64, unit: Unit) -> String {
     match unit {
         Unit::TasksPerSecond if value >= 1e6 => format!("{:.2} M/s", value / 1e6),
-        Unit::TasksPerSecond => format!("{:.0} k/s", value / 1e3),
+        Unit::TasksPerSecond if value >= 1e4 => format!("{:.0} k/s", value / 1e3),
+        Unit::TasksPerSecond if value >= 1e3 => format!("{:.1} k/s", value / 1e3),
+        Unit::TasksPerSecond => format!("{value:.0} /s"),
         Unit::Nanoseconds if value >= 1e6 => format!("{:.1} ms", value / 1e6),
         Unit::Nanoseconds if value >= 1e3 => format!("{:.1} µs", value / 1e3),
         Unit::Nanoseconds => format!("{value:.0} ns"),
+        Unit::Bytes if value >= 1e6 => format!("{:.1} MB", value / 1e6),
         Unit::Bytes => format!("{value:.0} B"),
         Unit::Allocations => format!("{value:.2}"),
     }
