@@ -148,12 +148,18 @@ impl SqliteOptions {
             .doing("setting the read connection's busy timeout")?;
         Ok(SqliteStore {
             conn,
+            node: format!("pid-{}", std::process::id()),
             reader: Arc::new(Reader(Mutex::new(reader))),
             path: self.path,
             _lock: lock,
         })
     }
 }
+
+/// How long a claim's lease says it holds. A store alone never needs it (a restart
+/// recovers every running job at once); it is kept so the rows read the same as a shared
+/// store's, and so the store interface behaves the same on both.
+const LEASE_MS: i64 = 30_000;
 
 /// Now in milliseconds since the Unix epoch.
 fn errand_millis() -> UnixMillis {
@@ -200,6 +206,8 @@ fn lock(path: &Path) -> Result<File, StoreError> {
 /// An errand store in one SQLite database file (see the [crate docs](crate)).
 pub struct SqliteStore {
     conn: Connection,
+    /// This process's name in the `node` column.
+    node: String,
     reader: Arc<Reader>,
     path: PathBuf,
     /// Held while the store lives: the process lock.
@@ -245,7 +253,11 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .doing("starting a transaction")?;
-        write::apply(&tx, ops)?;
+        let who = write::Writer {
+            node: &self.node,
+            lease_ms: LEASE_MS,
+        };
+        write::apply(&tx, &who, ops)?;
         tx.commit().doing("committing")
     }
 
@@ -253,7 +265,10 @@ impl Store for SqliteStore {
         let _ = now;
         let recovered = self
             .conn
-            .execute("UPDATE errand_jobs SET state = 0 WHERE state = 1", [])
+            .execute(
+                "UPDATE errand_jobs SET state = 0, node = NULL, lease_until = NULL WHERE state = 1",
+                [],
+            )
             .doing("recovering the jobs left running")?;
         Ok(recovered as u64)
     }

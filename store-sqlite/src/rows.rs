@@ -12,7 +12,7 @@ macro_rules! columns {
         "id, kind, payload, state, priority, run_at, attempt, failures, retry_max, \
          retry_initial_ms, retry_multiplier, retry_max_delay_ms, retry_jitter, timeout_ms, \
          result_ttl_ms, unique_key, schedule, progress, message, error, result, created_at, \
-         started_at, finished_at, expires_at"
+         started_at, finished_at, expires_at, node, lease_until"
     };
 }
 pub(crate) use columns;
@@ -92,5 +92,7 @@ pub(crate) fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         started_at: row.get(22)?,
         finished_at: row.get(23)?,
         expires_at: row.get(24)?,
+        node: row.get(25)?,
+        lease_until: row.get(26)?,
     })
 }

@@ -44,7 +44,9 @@ CREATE TABLE errand_jobs (
     created_at INTEGER NOT NULL,
     started_at INTEGER,
     finished_at INTEGER,
-    expires_at INTEGER
+    expires_at INTEGER,
+    node TEXT,
+    lease_until INTEGER
 );
 -- Claims: the highest priority, then the earliest due, of the pending jobs.
 CREATE INDEX errand_jobs_due ON errand_jobs (priority DESC, run_at, id) WHERE state = 0;
@@ -57,6 +59,8 @@ CREATE INDEX errand_jobs_running ON errand_jobs (id) WHERE state = 1;
 -- At most one unfinished job per unique key.
 CREATE UNIQUE INDEX errand_jobs_unique ON errand_jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN (0, 1);
+-- Finished jobs to delete after the retention.
+CREATE INDEX errand_jobs_finished ON errand_jobs (finished_at) WHERE finished_at IS NOT NULL;
 -- Results to prune.
 CREATE INDEX errand_jobs_expiry ON errand_jobs (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE errand_schedules (

@@ -11,11 +11,21 @@ use crate::rows::{columns, jitter_code, job_row, millis};
 const PENDING: u8 = JobState::Pending.code();
 const RUNNING: u8 = JobState::Running.code();
 
+/// Who writes: the node's name and how long its claims hold.
+pub(crate) struct Writer<'a> {
+    pub(crate) node: &'a str,
+    pub(crate) lease_ms: i64,
+}
+
 /// Runs every op of `ops` in `tx`, filling in their replies.
-pub(crate) fn apply(tx: &Transaction<'_>, ops: &mut [Op]) -> Result<(), StoreError> {
+pub(crate) fn apply(
+    tx: &Transaction<'_>,
+    who: &Writer<'_>,
+    ops: &mut [Op],
+) -> Result<(), StoreError> {
     for op in ops {
         match op {
-            Op::Insert { job, reply } => *reply = Some(insert(tx, job)?),
+            Op::Insert { job, reply } => *reply = Some(insert(tx, who, job)?),
             Op::Claim {
                 now,
                 limit,
@@ -23,7 +33,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, ops: &mut [Op]) -> Result<(), StoreErr
                 reply,
                 next_due,
             } => {
-                *reply = claim(tx, *now, *limit, kinds)?;
+                *reply = claim(tx, who, *now, *limit, kinds)?;
                 *next_due = if reply.len() < *limit {
                     next(tx, kinds)?
                 } else {
@@ -59,6 +69,49 @@ pub(crate) fn apply(tx: &Transaction<'_>, ops: &mut [Op]) -> Result<(), StoreErr
                 .doing("recording progress")?;
             }
             Op::Cancel { id, at, reply } => *reply = cancel(tx, *id, *at)?,
+            Op::Heartbeat { now, jobs, reply } => {
+                let lease_until = now.saturating_add(who.lease_ms);
+                let mut statement = tx
+                    .prepare_cached(
+                        "UPDATE errand_jobs SET lease_until = ?4 \
+                         WHERE id = ?1 AND attempt = ?2 AND state = ?3",
+                    )
+                    .doing("extending leases")?;
+                for (id, attempt) in jobs.iter() {
+                    let held = statement
+                        .execute(params![id.get() as i64, attempt, RUNNING, lease_until])
+                        .doing("extending a lease")?;
+                    if held == 0 {
+                        reply.push(*id);
+                    }
+                }
+            }
+            Op::Rescue { now, limit, reply } => {
+                *reply = tx
+                    .prepare_cached(
+                        "UPDATE errand_jobs SET state = ?1, node = NULL, lease_until = NULL \
+                         WHERE id IN (SELECT id FROM errand_jobs WHERE state = ?2 \
+                         AND lease_until < ?3 LIMIT ?4)",
+                    )
+                    .and_then(|mut s| s.execute(params![PENDING, RUNNING, *now, *limit as i64]))
+                    .doing("rescuing jobs whose lease expired")? as u64;
+            }
+            Op::Purge {
+                now,
+                before,
+                limit,
+                reply,
+            } => {
+                *reply = tx
+                    .prepare_cached(
+                        "DELETE FROM errand_jobs WHERE id IN (SELECT id FROM errand_jobs \
+                         WHERE finished_at IS NOT NULL AND finished_at < ?1 \
+                         AND (expires_at IS NULL OR expires_at <= ?2) \
+                         ORDER BY finished_at LIMIT ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![*before, *now, *limit as i64]))
+                    .doing("deleting old finished jobs")? as u64;
+            }
             Op::Prune { now, limit, reply } => {
                 *reply = tx
                     .prepare_cached(
@@ -79,29 +132,34 @@ pub(crate) fn apply(tx: &Transaction<'_>, ops: &mut [Op]) -> Result<(), StoreErr
             }
             Op::FireSchedule {
                 name,
-                tick: _,
+                tick,
                 next_tick,
                 job,
                 reply,
             } => {
-                let id = insert(tx, job)?;
-                *reply = Some(id);
                 let body: Option<String> = tx
                     .prepare_cached("SELECT body FROM errand_schedules WHERE name = ?1")
                     .and_then(|mut statement| {
                         statement.query_row([&*name], |row| row.get(0)).optional()
                     })
                     .doing("reading a schedule")?;
-                if let Some(Ok(mut schedule)) =
+                // Gone, or already past this tick (fired by another leader): nothing.
+                let Some(Ok(mut schedule)) =
                     body.map(|body| serde_json::from_str::<ScheduleRow>(&body))
-                {
-                    schedule.next_tick = *next_tick;
-                    if id.is_ok() {
-                        schedule.fired = schedule.fired.saturating_add(1);
-                    }
-                    schedule.last_job = Some(id.unwrap_or_else(|existing| existing));
-                    put_schedule(tx, &schedule)?;
+                else {
+                    continue;
+                };
+                if schedule.next_tick > *tick {
+                    continue;
                 }
+                let id = insert(tx, who, job)?;
+                *reply = Some(id);
+                schedule.next_tick = *next_tick;
+                if id.is_ok() {
+                    schedule.fired = schedule.fired.saturating_add(1);
+                }
+                schedule.last_job = Some(id.unwrap_or_else(|existing| existing));
+                put_schedule(tx, &schedule)?;
             }
             _ => {
                 return Err(StoreError::new(
@@ -115,20 +173,32 @@ pub(crate) fn apply(tx: &Transaction<'_>, ops: &mut [Op]) -> Result<(), StoreErr
 }
 
 /// Inserts `job`; its id, or `Err` with the id of the unfinished job holding its key.
-fn insert(tx: &Transaction<'_>, job: &NewJob) -> Result<Result<JobId, JobId>, StoreError> {
-    let (state, attempt, started_at) = if job.claimed {
-        (RUNNING, 1, Some(job.created_at))
+fn insert(
+    tx: &Transaction<'_>,
+    who: &Writer<'_>,
+    job: &NewJob,
+) -> Result<Result<JobId, JobId>, StoreError> {
+    let (state, attempt, started_at, node, lease_until) = if job.claimed {
+        let lease_until = job.created_at.saturating_add(who.lease_ms);
+        (
+            RUNNING,
+            1,
+            Some(job.created_at),
+            Some(who.node),
+            Some(lease_until),
+        )
     } else {
-        (PENDING, 0, None)
+        (PENDING, 0, None, None, None)
     };
     let retry = &job.retry;
     let id: Option<i64> = tx
         .prepare_cached(
             "INSERT INTO errand_jobs (kind, payload, state, priority, run_at, attempt, failures, \
              retry_max, retry_initial_ms, retry_multiplier, retry_max_delay_ms, retry_jitter, \
-             timeout_ms, result_ttl_ms, unique_key, schedule, created_at, started_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-             ON CONFLICT DO NOTHING RETURNING id",
+             timeout_ms, result_ttl_ms, unique_key, schedule, created_at, started_at, node, \
+             lease_until) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?19) ON CONFLICT DO NOTHING RETURNING id",
         )
         .and_then(|mut statement| {
             statement
@@ -151,6 +221,8 @@ fn insert(tx: &Transaction<'_>, job: &NewJob) -> Result<Result<JobId, JobId>, St
                         job.schedule,
                         job.created_at,
                         started_at,
+                        node,
+                        lease_until,
                     ],
                     |row| row.get(0),
                 )
@@ -173,6 +245,7 @@ fn insert(tx: &Transaction<'_>, job: &NewJob) -> Result<Result<JobId, JobId>, St
 /// Claims up to `limit` due pending jobs of `kinds`, highest priority and earliest first.
 fn claim(
     tx: &Transaction<'_>,
+    who: &Writer<'_>,
     now: UnixMillis,
     limit: usize,
     kinds: &[String],
@@ -180,7 +253,7 @@ fn claim(
     let kinds = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".into());
     const CLAIM: &str = concat!(
         "UPDATE errand_jobs SET state = ?1, attempt = attempt + 1, started_at = ?2, \
-         progress = 0, message = NULL WHERE id IN \
+         progress = 0, message = NULL, node = ?6, lease_until = ?7 WHERE id IN \
          (SELECT id FROM errand_jobs WHERE state = ?3 AND run_at <= ?2 \
           AND kind IN (SELECT value FROM json_each(?4)) \
           ORDER BY priority DESC, run_at, id LIMIT ?5) \
@@ -191,7 +264,18 @@ fn claim(
         .prepare_cached(CLAIM)
         .and_then(|mut statement| {
             statement
-                .query_map(params![RUNNING, now, PENDING, kinds, limit as i64], job_row)?
+                .query_map(
+                    params![
+                        RUNNING,
+                        now,
+                        PENDING,
+                        kinds,
+                        limit as i64,
+                        who.node,
+                        now.saturating_add(who.lease_ms)
+                    ],
+                    job_row,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .doing("claiming jobs")?;
@@ -302,7 +386,7 @@ fn finish_attempt(
     Ok(changed > 0)
 }
 
-/// Cancels job `id` if it is pending; the state it was in.
+/// Cancels job `id` if it is pending or running; the state it was in.
 fn cancel(tx: &Transaction<'_>, id: JobId, at: UnixMillis) -> Result<Option<JobState>, StoreError> {
     let id = id.get() as i64;
     let state: Option<u8> = tx
@@ -312,11 +396,20 @@ fn cancel(tx: &Transaction<'_>, id: JobId, at: UnixMillis) -> Result<Option<JobS
     let Some(state) = state.and_then(JobState::from_code) else {
         return Ok(None);
     };
-    if state == JobState::Pending {
+    if !state.is_finished() {
         tx.prepare_cached(
-            "UPDATE errand_jobs SET state = ?2, finished_at = ?3 WHERE id = ?1 AND state = ?4",
+            "UPDATE errand_jobs SET state = ?2, finished_at = ?3, lease_until = NULL \
+             WHERE id = ?1 AND state IN (?4, ?5)",
         )
-        .and_then(|mut s| s.execute(params![id, JobState::Cancelled.code(), at, PENDING]))
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                JobState::Cancelled.code(),
+                at,
+                PENDING,
+                RUNNING
+            ])
+        })
         .doing("cancelling a job")?;
     }
     Ok(Some(state))

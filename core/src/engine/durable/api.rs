@@ -31,12 +31,16 @@ use crate::engine::{Builder, Every, Manager, MissedTicks, Overlap, Runtime};
 /// store is not).
 type StoreCell = Arc<Mutex<Option<Box<dyn Store>>>>;
 
+/// How long finished jobs are kept by default: a week.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The builder's durable settings: a store, the job types, the window.
 #[derive(Clone, Default)]
 pub(crate) struct DurableConfig {
     store: Option<StoreCell>,
     registry: Registry,
     window: Option<usize>,
+    retention: Option<Duration>,
 }
 
 impl fmt::Debug for DurableConfig {
@@ -45,6 +49,7 @@ impl fmt::Debug for DurableConfig {
             .field("store", &self.store.is_some())
             .field("kinds", &self.registry.kinds())
             .field("window", &self.window)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -69,7 +74,8 @@ impl DurableConfig {
         let window = self
             .window
             .unwrap_or_else(|| (queue_capacity / 2).clamp(1, 1024));
-        super::keeper::start(store, self.registry.clone(), window, inner).map(Some)
+        let retention = self.retention.unwrap_or(DEFAULT_RETENTION);
+        super::keeper::start(store, self.registry.clone(), window, retention, inner).map(Some)
     }
 }
 
@@ -98,6 +104,16 @@ impl<R: Runtime> Builder<R> {
         self.durable.window = Some(jobs);
         self
     }
+
+    /// How long a finished durable job's row is kept (by default a week): a background
+    /// pass deletes rows that finished longer ago than this and whose result expired, in
+    /// bounded batches, so the table does not grow without end. Until then the job, its
+    /// state, attempts and error answer [`Manager::job`]; its result is kept for its own
+    /// [`result_ttl`](JobOptions::result_ttl).
+    pub fn durable_retention(mut self, retention: Duration) -> Self {
+        self.durable.retention = Some(retention);
+        self
+    }
 }
 
 /// The durable layer's counts.
@@ -124,7 +140,22 @@ pub struct DurableStats {
     pub ops: u64,
     /// Transactions that failed (their writes were retried or refused).
     pub failed_commits: u64,
-    /// Pending jobs of kinds no type registered here knows: kind and count.
+    /// Transactions failed in a row now: above 0, the store is failing (an outage, a
+    /// full disk); this node claims nothing until a commit succeeds.
+    pub failing: u64,
+    /// Jobs whose lease expired (their node died), made pending again by this node.
+    pub rescued: u64,
+    /// Finished jobs deleted after the retention.
+    pub purged: u64,
+    /// Heartbeats committed (a shared store).
+    pub heartbeats: u64,
+    /// Attempts this node stopped because their job was no longer its own (cancelled
+    /// from elsewhere, or rescued after a lost lease).
+    pub lost: u64,
+    /// Whether this node leads: fires the recurring schedules.
+    pub leader: bool,
+    /// Pending jobs of kinds no type registered here knows: kind and count (empty while
+    /// the store cannot be read).
     pub unknown_kinds: Vec<(String, u64)>,
 }
 
@@ -459,7 +490,8 @@ impl<R: Runtime> Manager<R> {
         };
         let unknown_kinds = shared
             .reader
-            .pending_kinds()?
+            .pending_kinds()
+            .unwrap_or_default()
             .into_iter()
             .filter(|(kind, _)| shared.registry.runner(kind).is_none())
             .collect();
@@ -474,6 +506,15 @@ impl<R: Runtime> Manager<R> {
             transactions: load(&counters.transactions),
             ops: load(&counters.ops),
             failed_commits: load(&counters.failed_commits),
+            failing: load(&shared.health.failing),
+            rescued: load(&counters.rescued),
+            purged: load(&counters.purged),
+            heartbeats: load(&counters.heartbeats),
+            lost: load(&counters.lost),
+            leader: shared
+                .health
+                .leader
+                .load(std::sync::atomic::Ordering::Relaxed),
             unknown_kinds,
         })
     }

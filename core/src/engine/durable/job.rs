@@ -330,6 +330,8 @@ pub struct JobInfo {
     pub finished_at: Option<SystemTime>,
     /// Whether its result is kept (it succeeded, and the result has not expired).
     pub has_result: bool,
+    /// The node that claimed it last (on a shared store, which process runs it).
+    pub node: Option<String>,
 }
 
 /// `ms` after the Unix epoch.
@@ -393,6 +395,7 @@ impl JobInfo {
             started_at: row.started_at.map(system_time),
             finished_at: row.finished_at.map(system_time),
             has_result: row.result.is_some(),
+            node: row.node,
         }
     }
 }

@@ -98,7 +98,7 @@ impl<J: DurableJob> Runner for RunnerOf<J> {
             task = task.timeout(Duration::from_millis(ms.max(1)));
         }
         let mut refused = None;
-        shared.start_task(row.id, || match inner.submit(task) {
+        shared.start_task(row.id, row.attempt, || match inner.submit(task) {
             Ok(handle) => Some(handle.id()),
             Err(SubmitError::InvalidSpec { reason, .. }) => {
                 refused = Some(Refused::Decode(reason.into()));

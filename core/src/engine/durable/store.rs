@@ -8,6 +8,7 @@ use std::boxed::Box;
 use std::fmt;
 use std::string::String;
 use std::sync::Arc;
+use std::time::Duration;
 use std::vec::Vec;
 
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,10 @@ pub struct JobRow {
     pub finished_at: Option<UnixMillis>,
     /// When its result expires.
     pub expires_at: Option<UnixMillis>,
+    /// The node that claimed it last (a store's own name for the process).
+    pub node: Option<String>,
+    /// Until when its claim holds without a heartbeat (while it runs).
+    pub lease_until: Option<UnixMillis>,
 }
 
 /// How an attempt ended, as written to its row.
@@ -206,14 +211,50 @@ pub enum Op {
         /// The message.
         message: Option<String>,
     },
-    /// Cancels a pending job (one that is running is cancelled through its attempt).
+    /// Cancels a job that has not finished: a pending one, or a running one (whose
+    /// attempt's own writes are then stale, and whose node learns it at its next
+    /// [`Heartbeat`](Op::Heartbeat)).
     Cancel {
         /// The job.
         id: JobId,
         /// When.
         at: UnixMillis,
-        /// The state it was in, if it exists; it is cancelled only if it was pending.
+        /// The state it was in, if it exists; it is cancelled only if it was pending or
+        /// running.
         reply: Option<JobState>,
+    },
+    /// Extends the lease of each of this node's running attempts (`(job, attempt)`) to now
+    /// plus the store's lease. The reply lists those no longer running with that attempt
+    /// (cancelled, or rescued and claimed elsewhere): the node stops them.
+    Heartbeat {
+        /// Now.
+        now: UnixMillis,
+        /// The attempts this node runs.
+        jobs: Vec<(JobId, u32)>,
+        /// The jobs of `jobs` this node no longer holds.
+        reply: Vec<JobId>,
+    },
+    /// Makes up to `limit` running jobs whose lease expired before `now` (their node died
+    /// or lost the database) pending again, due now. How many.
+    Rescue {
+        /// Now.
+        now: UnixMillis,
+        /// The most to rescue.
+        limit: usize,
+        /// How many were rescued.
+        reply: u64,
+    },
+    /// Deletes up to `limit` finished jobs that finished before `before` and whose result
+    /// (if any) has expired at `now`, oldest first. How many.
+    Purge {
+        /// Now.
+        now: UnixMillis,
+        /// Finished before this.
+        before: UnixMillis,
+        /// The most to delete.
+        limit: usize,
+        /// How many were deleted.
+        reply: u64,
     },
     /// Drops up to `limit` results expired at `now` (their rows stay, without results).
     Prune {
@@ -237,7 +278,8 @@ pub enum Op {
         reply: bool,
     },
     /// Fires one tick of a schedule: inserts its job (unique per tick) and advances the
-    /// schedule, in the same transaction.
+    /// schedule, in the same transaction — unless the stored schedule is already past
+    /// `tick` (another node fired it), when nothing changes and the reply stays `None`.
     FireSchedule {
         /// The schedule's name.
         name: String,
@@ -247,10 +289,34 @@ pub enum Op {
         next_tick: u64,
         /// The tick's job.
         job: NewJob,
-        /// The job's id (or the existing one's, if the tick had fired already).
+        /// The job's id (or the existing one's, if its unique key was held); `None` if the
+        /// schedule was gone or past `tick`.
         reply: Option<Result<JobId, JobId>>,
     },
 }
+
+/// Whether a store is one node's alone or shared by many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sharing {
+    /// One process at a time (errand-store-sqlite holds a lock): at start, every job left
+    /// running is this node's own, and recovered at once.
+    Alone,
+    /// Many nodes at once (errand-store-postgres): each claim holds a lease that the
+    /// node's heartbeats extend; jobs whose lease expired are rescued by any node; work
+    /// other nodes add is found by the store's hint and by polling.
+    Shared {
+        /// How long a claim holds without a heartbeat (heartbeats every third of it).
+        lease: Duration,
+        /// How often to look for work, rescue expired leases and elect the schedules'
+        /// leader, whatever the hints say.
+        poll: Duration,
+    },
+}
+
+/// What a store calls when another node may have added work (a PostgreSQL notification,
+/// say): the keeper looks for due jobs at once. Cheap and callable from any thread.
+pub type Hint = Arc<dyn Fn() + Send + Sync>;
 
 /// A durable store. Implementations keep jobs and schedules in a database; the engine
 /// calls [`commit`](Store::commit) from one thread, and reads through
@@ -266,8 +332,8 @@ pub trait Store: Send + 'static {
     fn commit(&mut self, ops: &mut [Op]) -> Result<(), StoreError>;
 
     /// Makes every job a previous run of this node left `Running` pending again, due now
-    /// (called once, before anything else; a single-node store recovers them all). How
-    /// many.
+    /// (called once, before anything else): a store [`Alone`](Sharing::Alone) recovers
+    /// them all; a [`Shared`](Sharing::Shared) one those whose lease expired. How many.
     ///
     /// # Errors
     ///
@@ -280,6 +346,28 @@ pub trait Store: Send + 'static {
     ///
     /// As [`commit`](Store::commit).
     fn schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError>;
+
+    /// Whether the store is this node's alone (the default) or shared by many.
+    fn sharing(&self) -> Sharing {
+        Sharing::Alone
+    }
+
+    /// Gives the store the hint to call when another node may have added work (called
+    /// once, before anything else). By default, dropped: a store alone hears only its
+    /// own node.
+    fn set_hint(&mut self, hint: Hint) {
+        drop(hint);
+    }
+
+    /// Whether this node leads: only the leader fires schedules. A shared store elects
+    /// one node (PostgreSQL: an advisory lock held by its session); alone, it is `true`.
+    ///
+    /// # Errors
+    ///
+    /// As [`commit`](Store::commit).
+    fn lead(&mut self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 
     /// A reader for queries from any thread.
     fn reader(&self) -> Arc<dyn StoreReader>;
@@ -384,6 +472,9 @@ pub enum StoreErrorKind {
     Setting,
     /// A stored value did not deserialize into the type asked for.
     Decode,
+    /// The database cannot be reached now (a lost connection, a server restarting):
+    /// worth trying again.
+    Unavailable,
     /// Any other I/O or database error.
     Io,
     /// The store's thread is gone (the manager shut down).
@@ -429,6 +520,7 @@ impl fmt::Display for StoreError {
             StoreErrorKind::Full => "full",
             StoreErrorKind::Setting => "a setting did not take",
             StoreErrorKind::Decode => "value did not decode",
+            StoreErrorKind::Unavailable => "unavailable",
             StoreErrorKind::Io => "i/o error",
             StoreErrorKind::Closed => "closed",
         };
