@@ -31,6 +31,7 @@ pub mod inside;
 pub mod introspection;
 #[doc(hidden)]
 pub mod overload;
+pub mod postgres;
 #[doc(hidden)]
 pub mod priorities;
 #[doc(hidden)]

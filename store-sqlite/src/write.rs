@@ -1,12 +1,14 @@
 //! The writer's side: one transaction per batch of ops, every statement prepared once
 //! and cached.
 
-use errand_core::engine::durable::{Finish, JobRow, NewJob, Op, ScheduleRow, UnixMillis};
+use errand_core::engine::durable::{
+    Finish, JobRow, NewJob, Op, RetryColumns, ScheduleRow, UnixMillis,
+};
 use errand_core::engine::{JobId, JobState, StoreError};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::error::Context;
-use crate::rows::{columns, jitter_code, job_row, millis};
+use crate::rows::{columns, job_row};
 
 const PENDING: u8 = JobState::Pending.code();
 const RUNNING: u8 = JobState::Running.code();
@@ -190,7 +192,7 @@ fn insert(
     } else {
         (PENDING, 0, None, None, None)
     };
-    let retry = &job.retry;
+    let retry = RetryColumns::of(&job.retry);
     let id: Option<i64> = tx
         .prepare_cached(
             "INSERT INTO errand_jobs (kind, payload, state, priority, run_at, attempt, failures, \
@@ -210,11 +212,11 @@ fn insert(
                         job.priority.0,
                         job.run_at,
                         attempt,
-                        retry.max_retries(),
-                        millis(retry.initial_delay()),
-                        retry.multiplier(),
-                        millis(retry.max_delay()),
-                        jitter_code(retry.jitter()),
+                        retry.max_retries,
+                        retry.initial_ms,
+                        retry.multiplier,
+                        retry.max_delay_ms,
+                        retry.jitter,
                         job.timeout_ms.map(|ms| ms as i64),
                         job.result_ttl_ms.min(i64::MAX as u64) as i64,
                         job.unique_key,

@@ -92,6 +92,6 @@ pub use job::{DurableJob, EnqueueError, JobId, JobInfo, JobOptions, JobState, Pa
 pub(crate) use keeper::Shared;
 pub use reply::Committed;
 pub use store::{
-    Finish, Hint, JobFilter, JobRow, NewJob, Op, ScheduleRow, Sharing, Store, StoreError,
-    StoreErrorKind, StoreReader, UnixMillis,
+    Finish, Hint, JobFilter, JobRow, NewJob, Op, RetryColumns, ScheduleRow, Sharing, Store,
+    StoreError, StoreErrorKind, StoreReader, UnixMillis,
 };

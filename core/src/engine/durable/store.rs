@@ -131,6 +131,98 @@ pub enum Finish {
     Release,
 }
 
+/// A retry policy as a store keeps it: five plain columns.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use errand_core::RetryPolicy;
+/// use errand_core::engine::durable::RetryColumns;
+///
+/// let policy = RetryPolicy::builder()
+///     .max_retries(3)
+///     .initial_delay(Duration::from_secs(5))
+///     .multiplier(2.0)
+///     .build()
+///     .unwrap();
+/// let columns = RetryColumns::of(&policy);
+/// assert_eq!((columns.max_retries, columns.initial_ms), (3, 5_000));
+/// assert_eq!(columns.policy(), policy);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RetryColumns {
+    /// Retries after the first attempt.
+    pub max_retries: i64,
+    /// The first delay, in milliseconds.
+    pub initial_ms: i64,
+    /// What each delay is multiplied by.
+    pub multiplier: f64,
+    /// The longest delay, in milliseconds.
+    pub max_delay_ms: i64,
+    /// The jitter: 0 none, 1 full, 2 equal, 3 decorrelated.
+    pub jitter: i64,
+}
+
+impl RetryColumns {
+    /// The columns of `policy`.
+    #[must_use]
+    pub fn of(policy: &RetryPolicy) -> Self {
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            max_retries: i64::from(policy.max_retries()),
+            initial_ms: millis(policy.initial_delay()),
+            multiplier: policy.multiplier(),
+            max_delay_ms: millis(policy.max_delay()),
+            jitter: match policy.jitter() {
+                crate::Jitter::Full => 1,
+                crate::Jitter::Equal => 2,
+                crate::Jitter::Decorrelated => 3,
+                _ => 0,
+            },
+        }
+    }
+
+    /// The columns as they were read back.
+    #[must_use]
+    pub fn new(
+        max_retries: i64,
+        initial_ms: i64,
+        multiplier: f64,
+        max_delay_ms: i64,
+        jitter: i64,
+    ) -> Self {
+        Self {
+            max_retries,
+            initial_ms,
+            multiplier,
+            max_delay_ms,
+            jitter,
+        }
+    }
+
+    /// The policy these columns hold (one that no longer validates becomes "none").
+    #[must_use]
+    pub fn policy(&self) -> RetryPolicy {
+        let ms = |value: i64| Duration::from_millis(u64::try_from(value).unwrap_or(0));
+        let jitter = match self.jitter {
+            1 => crate::Jitter::Full,
+            2 => crate::Jitter::Equal,
+            3 => crate::Jitter::Decorrelated,
+            _ => crate::Jitter::None,
+        };
+        RetryPolicy::builder()
+            .max_retries(u32::try_from(self.max_retries).unwrap_or(0))
+            .initial_delay(ms(self.initial_ms))
+            .multiplier(self.multiplier)
+            .max_delay(ms(self.max_delay_ms))
+            .jitter(jitter)
+            .build()
+            .unwrap_or_else(|_| RetryPolicy::none())
+    }
+}
+
 /// A recurring schedule, stored by name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
