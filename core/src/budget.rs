@@ -68,6 +68,35 @@ pub struct MemoryBudget {
 
 impl MemoryBudget {
     /// A budget of `limit` bytes, none of them in use.
+    ///
+    /// A `const fn`, so a budget can be a plain `static`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use errand_core::MemoryBudget;
+    ///
+    /// static PAYLOADS: MemoryBudget = MemoryBudget::new(16 * 1024);
+    ///
+    /// let held = PAYLOADS.try_reserve(4096).unwrap();
+    /// assert_eq!(PAYLOADS.available(), 12 * 1024);
+    /// drop(held);
+    /// assert_eq!(PAYLOADS.used(), 0);
+    /// ```
+    #[cfg(not(errand_loom))]
+    #[must_use]
+    pub const fn new(limit: usize) -> Self {
+        Self {
+            used: CachePadded::new(AtomicUsize::new(0)),
+            peak: AtomicUsize::new(0),
+            rejections: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// A budget of `limit` bytes, none of them in use (not `const` under loom, whose
+    /// atomics are not).
+    #[cfg(errand_loom)]
     #[must_use]
     pub fn new(limit: usize) -> Self {
         Self {
@@ -412,6 +441,30 @@ mod tests {
         assert!(r.try_grow(2).is_err(), "overflowing sum must be refused");
         r.try_grow(1).unwrap();
         assert_eq!(full.used(), usize::MAX);
+    }
+
+    #[test]
+    fn a_const_budget_starts_like_a_new_one() {
+        static BUDGET: MemoryBudget = MemoryBudget::new(10);
+        const FRESH: BudgetSnapshot = BudgetSnapshot {
+            limit: 10,
+            used: 0,
+            peak: 0,
+            rejections: 0,
+        };
+        assert_eq!(BUDGET.snapshot(), FRESH);
+        assert_eq!(MemoryBudget::new(10).snapshot(), FRESH);
+        let held = BUDGET.try_reserve(7).unwrap();
+        assert!(BUDGET.try_reserve(4).is_err());
+        drop(held);
+        assert_eq!(
+            BUDGET.snapshot(),
+            BudgetSnapshot {
+                peak: 7,
+                rejections: 1,
+                ..FRESH
+            }
+        );
     }
 
     #[cfg(feature = "alloc")]

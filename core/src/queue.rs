@@ -331,6 +331,91 @@ impl<T, const N: usize> PriorityQueue<T, [Slot<T>; N]> {
         const { assert!(N > 0, "a priority queue level needs at least one slot") };
         Self::from_storage(N, mode, || array_from_fn(Slot::new))
     }
+
+    /// Builds an empty queue, the same as [`new`](Self::new) would, directly in `place`,
+    /// and returns it.
+    ///
+    /// `new` returns the queue by value, so it is built on the stack and moved, which for
+    /// a large `N` needs several times the queue's size in stack. This writes each field,
+    /// and each slot of each level, where it belongs: the stack holds one slot at a time.
+    /// Use it to build a queue in a `static` (for example through
+    /// [`static_cell`](https://docs.rs/static_cell)'s `StaticCell::uninit`) or in a heap
+    /// allocation made with `Box::new_uninit`.
+    ///
+    /// Whatever `place` held before is overwritten, not dropped. The queue is not dropped
+    /// with `place` either (a `MaybeUninit` never drops its contents): items left in it
+    /// leak unless the owner of `place` drops it (`MaybeUninit::assume_init_drop`).
+    ///
+    /// # Panics
+    ///
+    /// Fails to compile (in a `const` assertion) when `N` is zero, like `new`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::mem::MaybeUninit;
+    /// use errand_core::{InlinePriorityQueue, Level, Mode, Priority};
+    ///
+    /// type Ready = InlinePriorityQueue<u32, 1024>; // 4 levels of 1024: 64 KiB here
+    ///
+    /// // A firmware would pass a `static`; here the place is on the heap.
+    /// let mut place: Box<MaybeUninit<Ready>> = Box::new_uninit();
+    /// let queue: &mut Ready = Ready::init_in(&mut place, Mode::Strict);
+    /// assert_eq!(queue.capacity_per_level(), 1024);
+    ///
+    /// queue.push(1, Priority::LOW).unwrap();
+    /// queue.push(2, Priority::CRITICAL).unwrap();
+    /// assert_eq!(queue.pop(), Some((2, Level::Critical)));
+    /// assert_eq!(queue.pop(), Some((1, Level::Low)));
+    /// assert_eq!(queue.pop(), None);
+    /// ```
+    pub fn init_in(place: &mut MaybeUninit<Self>, mode: Mode) -> &mut Self {
+        const { assert!(N > 0, "a priority queue level needs at least one slot") };
+        // Every field is written below; a new field fails to compile here until it is.
+        let _every_field = |queue: &Self| {
+            let Self {
+                summary: _,
+                turn: _,
+                rings: _,
+                cap: _,
+                one_lap: _,
+                mode: _,
+                _items: _,
+            } = queue;
+        };
+        // As in `from_storage`.
+        let one_lap = (N + 1).next_power_of_two();
+        let this = place.as_mut_ptr();
+        for level in 0..Level::COUNT {
+            // SAFETY: `this` comes from a `&mut MaybeUninit<Self>`, so it is valid for
+            // writes, aligned and ours alone; `&raw mut` projects to the fields of ring
+            // `level` without creating a reference to memory not yet initialised, and
+            // `slots` (derived from `this`, so its provenance covers the whole queue)
+            // points to `N` consecutive `Slot<T>`s, of which `index < N` is one. Each
+            // write initialises a place that held nothing to drop.
+            unsafe {
+                let ring = &raw mut (*this).rings[level];
+                (&raw mut (*ring).head).write(CachePadded::new(AtomicUsize::new(0)));
+                (&raw mut (*ring).tail).write(CachePadded::new(AtomicUsize::new(0)));
+                let slots = (&raw mut (*ring).slots).cast::<Slot<T>>();
+                for index in 0..N {
+                    slots.add(index).write(Slot::new(index));
+                }
+            }
+        }
+        // SAFETY: as above, for the queue's own fields.
+        unsafe {
+            (&raw mut (*this).summary).write(CachePadded::new(AtomicUsize::new(0)));
+            (&raw mut (*this).turn).write(CachePadded::new(AtomicUsize::new(0)));
+            (&raw mut (*this).cap).write(N);
+            (&raw mut (*this).one_lap).write(one_lap);
+            (&raw mut (*this).mode).write(mode);
+            (&raw mut (*this)._items).write(PhantomData);
+        }
+        // SAFETY: every field of the queue was initialised above (the destructuring in
+        // `_every_field` lists them all), with the values `from_storage` gives them.
+        unsafe { place.assume_init_mut() }
+    }
 }
 
 #[cfg(feature = "alloc")]
@@ -989,6 +1074,140 @@ mod tests {
         let q = InlinePriorityQueue::<u8, 1>::new(Mode::Weighted);
         q.push(1, Priority::LOW).unwrap();
         assert!(std::format!("{q:?}").contains("len: [1, 0, 0, 0]"));
+    }
+
+    /// Every field of two queues, slot by slot (the values are not compared: a slot's value
+    /// is only initialised while its stamp says so, and both queues must agree on that).
+    fn assert_same_state<T, S: Storage<Slot<T>>>(a: &PriorityQueue<T, S>, b: &PriorityQueue<T, S>) {
+        let load = |word: &AtomicUsize| word.load(Ordering::Relaxed);
+        assert_eq!(load(&a.summary), load(&b.summary));
+        assert_eq!(load(&a.turn), load(&b.turn));
+        assert_eq!((a.cap, a.one_lap, a.mode), (b.cap, b.one_lap, b.mode));
+        for (ra, rb) in a.rings.iter().zip(&b.rings) {
+            assert_eq!(load(&ra.head), load(&rb.head));
+            assert_eq!(load(&ra.tail), load(&rb.tail));
+            let stamps = |ring: &Ring<S>| -> Vec<usize> {
+                ring.slots.cells().iter().map(|s| load(&s.stamp)).collect()
+            };
+            assert_eq!(stamps(ra), stamps(rb));
+        }
+    }
+
+    /// Pushes and pops at random (the same sequence on both queues) and checks that they
+    /// answer alike and end in the same state.
+    fn assert_same_behaviour<S: Storage<Slot<u64>>>(
+        a: &PriorityQueue<u64, S>,
+        b: &PriorityQueue<u64, S>,
+        seed: u64,
+        steps: usize,
+    ) {
+        use crate::backoff::{RandomSource, SplitMix64};
+        let mut rng = SplitMix64::new(seed);
+        for step in 0..steps as u64 {
+            let word = rng.next_u64();
+            if word % 3 == 0 {
+                assert_eq!(a.pop(), b.pop(), "pop at step {step}");
+            } else {
+                let priority = Priority((word >> 8) as u8 % 25);
+                assert_eq!(a.push(step, priority), b.push(step, priority));
+            }
+            assert_eq!(a.len(), b.len());
+        }
+        assert_same_state(a, b);
+        loop {
+            let (x, y) = (a.pop(), b.pop());
+            assert_eq!(x, y);
+            if x.is_none() {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn init_in_builds_what_new_builds() {
+        for mode in [Mode::Strict, Mode::Weighted] {
+            let by_value = InlinePriorityQueue::<u64, 5>::new(mode);
+            let mut place = MaybeUninit::uninit();
+            let in_place = InlinePriorityQueue::<u64, 5>::init_in(&mut place, mode);
+            assert_same_state(&by_value, in_place);
+            assert_eq!(in_place.capacity_per_level(), 5);
+            assert_eq!(in_place.mode(), mode);
+            assert!(in_place.is_empty());
+            // Full levels, wrap-around and every level, in both modes.
+            assert_same_behaviour(&by_value, in_place, 7, if cfg!(miri) { 300 } else { 5_000 });
+            // SAFETY: `init_in` initialised `place`, and `in_place` is not used again.
+            unsafe { place.assume_init_drop() };
+        }
+    }
+
+    #[test]
+    fn init_in_on_the_heap_with_a_power_of_two_capacity() {
+        // N = 8: `one_lap` is 16, the first power of two above N.
+        type Queue = InlinePriorityQueue<u64, 8>;
+        let by_value = Queue::new(Mode::Weighted);
+        let mut place: std::boxed::Box<MaybeUninit<Queue>> = std::boxed::Box::new_uninit();
+        let in_place = Queue::init_in(&mut place, Mode::Weighted);
+        assert_eq!(in_place.one_lap, 16);
+        assert_same_state(&by_value, in_place);
+        assert_same_behaviour(
+            &by_value,
+            in_place,
+            11,
+            if cfg!(miri) { 300 } else { 5_000 },
+        );
+    }
+
+    #[test]
+    fn init_in_overwrites_without_reading() {
+        // A place that already holds a queue (with items) is built over, not read.
+        let mut place = MaybeUninit::new(InlinePriorityQueue::<u64, 2>::new(Mode::Weighted));
+        // SAFETY: `place` holds an initialised queue.
+        unsafe { place.assume_init_ref() }
+            .push(1, Priority::HIGH)
+            .unwrap();
+        let queue = InlinePriorityQueue::<u64, 2>::init_in(&mut place, Mode::Strict);
+        assert_eq!(queue.mode(), Mode::Strict);
+        assert_eq!(queue.pop(), None);
+    }
+
+    #[test]
+    fn init_in_drops_nothing_but_the_owner_can() {
+        let token = Rc::new(());
+        let mut place = MaybeUninit::uninit();
+        let queue = InlinePriorityQueue::<Rc<()>, 3>::init_in(&mut place, Mode::Strict);
+        queue.push(Rc::clone(&token), Priority::LOW).unwrap();
+        queue.push(Rc::clone(&token), Priority::HIGH).unwrap();
+        drop(queue.pop());
+        assert_eq!(Rc::strong_count(&token), 2);
+        // SAFETY: `init_in` initialised `place`; the queue is not used after.
+        unsafe { place.assume_init_drop() };
+        assert_eq!(Rc::strong_count(&token), 1);
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a megabyte of slots is slow under miri; nothing to check"
+    )]
+    fn init_in_needs_no_stack_for_the_queue() {
+        // 4 levels of 32768 slots of 16 bytes: 2 MiB, built by a thread with 64 KiB of
+        // stack. `new` would overflow it (it builds the queue on the stack).
+        type Big = InlinePriorityQueue<u64, 32_768>;
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let mut place: std::boxed::Box<MaybeUninit<Big>> = std::boxed::Box::new_uninit();
+                let queue = Big::init_in(&mut place, Mode::Strict);
+                for i in 0..32_768 {
+                    queue.push(i, Priority::NORMAL).unwrap();
+                }
+                assert!(queue.push(0, Priority::NORMAL).is_err());
+                assert_eq!(queue.pop(), Some((0, Level::Normal)));
+                assert_eq!(queue.level_len(Level::Normal), 32_767);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

@@ -55,11 +55,14 @@
 //!    instructions between a swap of the returns and its move).
 //!
 //! The limits that follow from this (capacity, tag width, generation wrap) are stated on
-//! [`SlotTable`]. There is no `unsafe` code here: values are only ever shared (`&T`), and the
-//! protocol decides who may write a slot's bookkeeping, not whether memory is valid.
+//! [`SlotTable`]. The protocol has no `unsafe` code: values are only ever shared (`&T`), and
+//! it decides who may write a slot's bookkeeping, not whether memory is valid. The only
+//! `unsafe` code is [`SlotTable::init_in`], which builds a table field by field in memory
+//! the caller provides, with the same initial state as [`SlotTable::new`].
 
 use core::fmt;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
@@ -113,12 +116,18 @@ pub struct Entry<T> {
 
 impl<T> Entry<T> {
     fn new(index: usize, capacity: usize, value: T) -> Self {
-        let next = if index + 1 < capacity { index + 1 } else { NIL };
         Self {
             value,
             stamp: AtomicU32::new(0),
-            next: AtomicUsize::new(next),
+            next: AtomicUsize::new(Self::first_next(index, capacity)),
         }
+    }
+
+    /// The `next` link of slot `index` in a new table: every slot is in the pool, in
+    /// index order (rule 4).
+    #[inline]
+    fn first_next(index: usize, capacity: usize) -> usize {
+        if index + 1 < capacity { index + 1 } else { NIL }
     }
 }
 
@@ -272,6 +281,112 @@ impl<T, const N: usize> SlotTable<T, [Entry<T>; N]> {
         Self::from_entries(crate::storage::array_from_fn(|index| {
             Entry::new(index, N, init(index))
         }))
+    }
+
+    /// Builds a table, the same as [`new`](Self::new) would, directly in `place`, calling
+    /// `init(index)` for each slot's value, and returns it.
+    ///
+    /// `new` returns the table by value, so it is built on the stack and moved, which for
+    /// many slots needs several times the table's size in stack. This writes each slot,
+    /// and each field, where it belongs: the stack holds one value at a time. Use it to
+    /// build a table in a `static` (for example through
+    /// [`static_cell`](https://docs.rs/static_cell)'s `StaticCell::uninit`) or in a heap
+    /// allocation made with `Box::new_uninit`.
+    ///
+    /// Whatever `place` held before is overwritten, not dropped. The table is not dropped
+    /// with `place` either (a `MaybeUninit` never drops its contents): the slots' values
+    /// leak unless the owner of `place` drops it (`MaybeUninit::assume_init_drop`). If
+    /// `init` panics, the values built so far are dropped, as `new` does, and `place` is
+    /// left uninitialised.
+    ///
+    /// # Panics
+    ///
+    /// If `N` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY) (before anything is written),
+    /// or if `init` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::mem::MaybeUninit;
+    /// use core::sync::atomic::{AtomicU32, Ordering};
+    /// use errand_core::{Entry, SlotTable};
+    ///
+    /// type Table = SlotTable<AtomicU32, [Entry<AtomicU32>; 4096]>;
+    ///
+    /// // A firmware would pass a `static`; here the place is on the heap.
+    /// let mut place: Box<MaybeUninit<Table>> = Box::new_uninit();
+    /// let table: &mut Table = Table::init_in(&mut place, |index| AtomicU32::new(index as u32));
+    /// assert_eq!(table.capacity(), 4096);
+    ///
+    /// let (id, counter) = table.acquire().unwrap();
+    /// assert_eq!((id.index(), counter.load(Ordering::Relaxed)), (0, 0));
+    /// table.release(id).unwrap();
+    /// assert!(table.is_empty());
+    /// ```
+    pub fn init_in(place: &mut MaybeUninit<Self>, mut init: impl FnMut(usize) -> T) -> &mut Self {
+        assert_capacity(N);
+        // Every field is written below; a new field fails to compile here until it is.
+        let _every_field = |table: &Self| {
+            let Self {
+                entries: _,
+                words: _,
+                returns: _,
+                _value: _,
+            } = table;
+        };
+        let this = place.as_mut_ptr();
+        // SAFETY: `this` comes from a `&mut MaybeUninit<Self>`: valid for writes, aligned
+        // and ours alone. `&raw mut` makes no reference to the memory not yet initialised,
+        // and the pointer keeps the provenance of the whole table.
+        let entries = unsafe { &raw mut (*this).entries }.cast::<Entry<T>>();
+        let mut built = Built { entries, count: 0 };
+        for index in 0..N {
+            let value = init(index);
+            // SAFETY: `entries` points to `N` consecutive `Entry<T>`s of the table, of which
+            // `index < N` is one, not yet written (`built.count == index`); `&raw mut`
+            // projects to its fields without a reference to uninitialised memory.
+            unsafe {
+                let entry = entries.add(index);
+                (&raw mut (*entry).value).write(value);
+                (&raw mut (*entry).stamp).write(AtomicU32::new(0));
+                (&raw mut (*entry).next).write(AtomicUsize::new(Entry::<T>::first_next(index, N)));
+            }
+            built.count = index + 1;
+        }
+        // Every entry is built: from here on they belong to the table.
+        core::mem::forget(built);
+        let first = if N == 0 { NIL } else { 0 };
+        // SAFETY: as above, for the table's own fields; none holds anything to drop.
+        unsafe {
+            (&raw mut (*this).words).write(CachePadded::new(Words {
+                head: AtomicUsize::new(pack(first, 0)),
+                len: AtomicUsize::new(0),
+            }));
+            (&raw mut (*this).returns).write(CachePadded::new(AtomicUsize::new(NIL)));
+            (&raw mut (*this)._value).write(PhantomData);
+        }
+        // SAFETY: every field of the table was initialised above (the destructuring in
+        // `_every_field` lists them all), with the values `new` gives them.
+        unsafe { place.assume_init_mut() }
+    }
+}
+
+/// The entries [`SlotTable::init_in`] has built so far, dropped if `init` panics (as
+/// `core::array::from_fn` drops the elements it has built).
+struct Built<T> {
+    /// The table's first entry.
+    entries: *mut Entry<T>,
+    /// How many entries, from the first, are fully written.
+    count: usize,
+}
+
+impl<T> Drop for Built<T> {
+    fn drop(&mut self) {
+        let built = core::ptr::slice_from_raw_parts_mut(self.entries, self.count);
+        // SAFETY: the first `count` entries were fully written by `init_in`, which panicked
+        // before the table took them; nothing else owns or reads them, and the place they
+        // are in is left uninitialised, so each is dropped exactly once.
+        unsafe { core::ptr::drop_in_place(built) };
     }
 }
 
@@ -683,6 +798,154 @@ mod tests {
     #[should_panic(expected = "exceeds the maximum")]
     fn capacity_above_the_limit_is_refused() {
         assert_capacity(SlotTable::<u8, [Entry<u8>; 0]>::MAX_CAPACITY + 1);
+    }
+
+    /// Every field of two tables, slot by slot.
+    fn assert_same_state<T: PartialEq + fmt::Debug, S: Storage<Entry<T>>>(
+        a: &SlotTable<T, S>,
+        b: &SlotTable<T, S>,
+    ) {
+        let load = |word: &AtomicUsize| word.load(Ordering::Relaxed);
+        assert_eq!(load(&a.words.head), load(&b.words.head));
+        assert_eq!(load(&a.words.len), load(&b.words.len));
+        assert_eq!(load(&a.returns), load(&b.returns));
+        let slots = |table: &SlotTable<T, S>| -> Vec<(u32, usize)> {
+            table
+                .entries
+                .cells()
+                .iter()
+                .map(|e| (e.stamp.load(Ordering::Relaxed), load(&e.next)))
+                .collect()
+        };
+        assert_eq!(slots(a), slots(b));
+        let (va, vb) = (a.entries.cells().iter(), b.entries.cells().iter());
+        assert!(va.map(|e| &e.value).eq(vb.map(|e| &e.value)));
+    }
+
+    /// Acquires and releases at random (the same sequence on both tables) and checks that
+    /// they answer alike and end in the same state.
+    fn assert_same_behaviour<S: Storage<Entry<usize>>>(
+        a: &SlotTable<usize, S>,
+        b: &SlotTable<usize, S>,
+        seed: u64,
+        steps: usize,
+    ) {
+        use crate::backoff::{RandomSource, SplitMix64};
+        let mut rng = SplitMix64::new(seed);
+        let mut live = Vec::new();
+        for step in 0..steps {
+            let word = rng.next_u64();
+            if word % 5 < 3 {
+                let (x, y) = (a.acquire(), b.acquire());
+                assert_eq!(
+                    x.map(|(id, v)| (id, *v)),
+                    y.map(|(id, v)| (id, *v)),
+                    "{step}"
+                );
+                if let Ok((id, _)) = x {
+                    live.push(id);
+                }
+            } else if !live.is_empty() {
+                let id = live.swap_remove((word >> 8) as usize % live.len());
+                assert_eq!(a.release(id), b.release(id));
+                // Released twice: stale on both.
+                assert_eq!(a.release(id), b.release(id));
+            }
+            let probe = TaskId::new((word >> 16) as u32 % 8, (word >> 24) as u32 % 8);
+            assert_eq!(a.get(probe), b.get(probe));
+            assert_eq!(
+                a.id_at(probe.index() as usize),
+                b.id_at(probe.index() as usize)
+            );
+            assert_eq!(a.len(), b.len());
+        }
+        assert_same_state(a, b);
+    }
+
+    #[test]
+    fn init_in_builds_what_new_builds() {
+        let by_value: Table<6> = SlotTable::new(|index| index * 3);
+        let mut place = MaybeUninit::uninit();
+        let in_place: &mut Table<6> = SlotTable::init_in(&mut place, |index| index * 3);
+        assert_same_state(&by_value, in_place);
+        assert_eq!((in_place.capacity(), in_place.len()), (6, 0));
+        let steps = if cfg!(miri) { 400 } else { 10_000 };
+        assert_same_behaviour(&by_value, in_place, 3, steps);
+    }
+
+    #[test]
+    fn init_in_empty_and_single_slot_tables() {
+        let mut empty = MaybeUninit::uninit();
+        let table: &mut Table<0> = SlotTable::init_in(&mut empty, |index| index);
+        assert_same_state(&Table::<0>::new(|index| index), table);
+        assert_eq!(table.acquire().unwrap_err().capacity, 0);
+
+        let by_value: Table<1> = SlotTable::new(|index| index + 7);
+        let mut one: std::boxed::Box<MaybeUninit<Table<1>>> = std::boxed::Box::new_uninit();
+        let in_place = SlotTable::init_in(&mut one, |index| index + 7);
+        assert_same_state(&by_value, in_place);
+        assert_same_behaviour(&by_value, in_place, 5, 200);
+    }
+
+    #[test]
+    fn init_in_values_are_dropped_by_the_owner() {
+        let token = std::rc::Rc::new(());
+        let mut place = MaybeUninit::uninit();
+        let table: &mut SlotTable<std::rc::Rc<()>, [Entry<std::rc::Rc<()>>; 4]> =
+            SlotTable::init_in(&mut place, |_| std::rc::Rc::clone(&token));
+        assert_eq!(std::rc::Rc::strong_count(table.acquire().unwrap().1), 5);
+        // SAFETY: `init_in` initialised `place`; the table is not used after.
+        unsafe { place.assume_init_drop() };
+        assert_eq!(std::rc::Rc::strong_count(&token), 1);
+    }
+
+    #[test]
+    fn init_in_drops_the_values_built_before_a_panic() {
+        let token = std::rc::Rc::new(());
+        let mut place =
+            MaybeUninit::<SlotTable<std::rc::Rc<()>, [Entry<std::rc::Rc<()>>; 5]>>::uninit();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            SlotTable::init_in(&mut place, |index| {
+                assert!(index < 3, "no value for slot {index}");
+                std::rc::Rc::clone(&token)
+            });
+        }));
+        assert!(outcome.is_err());
+        // The three values built are dropped again, as `new` drops them.
+        assert_eq!(std::rc::Rc::strong_count(&token), 1);
+        let by_value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            SlotTable::<_, [_; 5]>::new(|index| {
+                assert!(index < 3, "no value for slot {index}");
+                std::rc::Rc::clone(&token)
+            })
+        }));
+        assert!(by_value.is_err());
+        assert_eq!(std::rc::Rc::strong_count(&token), 1);
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a megabyte of slots is slow under miri; nothing to check"
+    )]
+    fn init_in_needs_no_stack_for_the_table() {
+        // 65535 slots of 24 bytes (1.5 MiB), built by a thread with 64 KiB of stack. `new`
+        // would overflow it (it builds the table on the stack).
+        type Big = SlotTable<u64, [Entry<u64>; 65_535]>;
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let mut place: std::boxed::Box<MaybeUninit<Big>> = std::boxed::Box::new_uninit();
+                let table = Big::init_in(&mut place, |index| index as u64);
+                for expected in 0..65_535u64 {
+                    let (id, value) = table.acquire().unwrap();
+                    assert_eq!((u64::from(id.index()), *value), (expected, expected));
+                }
+                assert!(table.acquire().is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

@@ -362,6 +362,29 @@ pub struct StateCell {
 
 impl StateCell {
     /// A cell holding `state`.
+    ///
+    /// A `const fn`, so a cell can be a `static` or part of a constant initialiser.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use errand_core::{Event, State, StateCell};
+    ///
+    /// static HOUSEKEEPING: StateCell = StateCell::new(State::Scheduled);
+    ///
+    /// assert!(HOUSEKEEPING.apply(Event::Due).is_ok());
+    /// assert_eq!(HOUSEKEEPING.load(), State::Queued);
+    /// ```
+    #[cfg(not(errand_loom))]
+    #[must_use]
+    pub const fn new(state: State) -> Self {
+        Self {
+            state: AtomicU8::new(state as u8),
+        }
+    }
+
+    /// A cell holding `state` (not `const` under loom, whose atomics are not).
+    #[cfg(errand_loom)]
     #[must_use]
     pub fn new(state: State) -> Self {
         Self {
@@ -482,6 +505,23 @@ mod tests {
         assert_eq!(cell.load(), State::Cancelled);
         cell.reset(State::Queued);
         assert_eq!(cell.load(), State::Queued);
+    }
+
+    #[test]
+    fn a_const_cell_starts_like_a_new_one() {
+        static CELLS: [StateCell; 2] = [
+            StateCell::new(State::Scheduled),
+            StateCell::new(State::TimedOut),
+        ];
+        for (cell, state) in CELLS.iter().zip([State::Scheduled, State::TimedOut]) {
+            assert_eq!(cell.load(), StateCell::new(state).load());
+        }
+        assert!(CELLS[0].apply(Event::Due).is_ok());
+        assert!(CELLS[1].apply(Event::Cancel).is_err());
+        assert_eq!(
+            CELLS.each_ref().map(StateCell::load),
+            [State::Queued, State::TimedOut]
+        );
     }
 
     #[test]

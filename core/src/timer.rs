@@ -63,9 +63,11 @@
 //!    level-0 slot is one tick wide, so all its entries are due together when it is
 //!    reached.
 //!
-//! The module has no `unsafe` code.
+//! The only `unsafe` code is [`TimerWheel::init_in`], which builds a wheel field by field
+//! in memory the caller provides, with the same initial state as [`TimerWheel::new`].
 
 use core::fmt;
+use core::mem::MaybeUninit;
 
 use crate::storage::Storage;
 
@@ -226,6 +228,80 @@ impl<const N: usize> TimerWheel<[TimerEntry; N]> {
     pub const fn new() -> Self {
         const { assert!(N <= HEAD_BASE as usize, "timer wheel capacity too large") };
         Self::from_storage([TimerEntry::VACANT; N])
+    }
+}
+
+impl<const N: usize> TimerWheel<[TimerEntry; N]> {
+    /// Builds an empty wheel at tick 0, the same as [`new`](Self::new) would, directly in
+    /// `place`, and returns it.
+    ///
+    /// `new` returns the wheel by value, so it is built on the stack and moved, which for
+    /// a large `N` needs several times the wheel's size in stack. (`new` is a `const fn`,
+    /// but a wheel built in a `static` initialiser lands in `.data`, and its initial
+    /// value, mostly all-ones list heads, is then stored in flash.) This writes each
+    /// field, and each entry and list head, where it belongs, so the wheel can live in
+    /// zeroed or uninitialised memory (`.bss`, for example through
+    /// [`static_cell`](https://docs.rs/static_cell)'s `StaticCell::uninit`, or a heap
+    /// allocation made with `Box::new_uninit`) and the stack holds one entry at a time.
+    /// Whatever `place` held before is overwritten.
+    ///
+    /// `N` must be below [`MAX_CAPACITY`](Self::MAX_CAPACITY) (checked at compile time).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::mem::MaybeUninit;
+    /// use errand_core::{TimerEntry, TimerWheel};
+    ///
+    /// type Wheel = TimerWheel<[TimerEntry; 4096]>;
+    ///
+    /// // A firmware would pass a `static`; here the place is on the heap.
+    /// let mut place: Box<MaybeUninit<Wheel>> = Box::new_uninit();
+    /// let wheel: &mut Wheel = Wheel::init_in(&mut place);
+    /// assert_eq!((wheel.capacity(), wheel.now()), (4096, 0));
+    ///
+    /// wheel.insert(4095, 10).unwrap();
+    /// assert_eq!(wheel.poll(9), None);
+    /// assert_eq!(wheel.poll(10), Some(4095));
+    /// ```
+    pub fn init_in(place: &mut MaybeUninit<Self>) -> &mut Self {
+        const { assert!(N <= HEAD_BASE as usize, "timer wheel capacity too large") };
+        // Every field is written below; a new field fails to compile here until it is.
+        let _every_field = |wheel: &Self| {
+            let Self {
+                entries: _,
+                elapsed: _,
+                len: _,
+                level_mask: _,
+                occupied: _,
+                heads: _,
+            } = wheel;
+        };
+        let this = place.as_mut_ptr();
+        // SAFETY: `this` comes from a `&mut MaybeUninit<Self>`: valid for writes, aligned
+        // and ours alone. `&raw mut` projects to each field without a reference to memory
+        // not yet initialised; the array pointers keep the provenance of the whole wheel
+        // and each index stays below its array's length. Nothing written over needs a drop.
+        unsafe {
+            let entries = (&raw mut (*this).entries).cast::<TimerEntry>();
+            for index in 0..N {
+                entries.add(index).write(TimerEntry::VACANT);
+            }
+            (&raw mut (*this).elapsed).write(0);
+            (&raw mut (*this).len).write(0);
+            (&raw mut (*this).level_mask).write(0);
+            let occupied = (&raw mut (*this).occupied).cast::<u64>();
+            for level in 0..LEVELS {
+                occupied.add(level).write(0);
+            }
+            let heads = (&raw mut (*this).heads).cast::<u32>();
+            for id in 0..HEADS {
+                heads.add(id).write(NIL);
+            }
+        }
+        // SAFETY: every field of the wheel was initialised above (the destructuring in
+        // `_every_field` lists them all), with the values `from_storage` gives them.
+        unsafe { place.assume_init_mut() }
     }
 }
 
@@ -741,6 +817,107 @@ mod tests {
         // Fired at 10, 40, 70, 100.
         assert_eq!(fires, 4);
         assert_eq!(wheel.deadline(0), Some(130));
+    }
+
+    /// Every field of two wheels.
+    fn assert_same_state<S: Storage<TimerEntry>>(a: &TimerWheel<S>, b: &TimerWheel<S>) {
+        assert_eq!(a.entries.cells(), b.entries.cells());
+        assert_eq!(
+            (a.elapsed, a.len, a.level_mask),
+            (b.elapsed, b.len, b.level_mask)
+        );
+        assert_eq!(a.occupied, b.occupied);
+        assert_eq!(a.heads, b.heads);
+    }
+
+    /// Inserts, cancels and polls at random (the same sequence on both wheels) and checks
+    /// that they answer alike and stay in the same state.
+    fn assert_same_behaviour<S: Storage<TimerEntry>>(
+        a: &mut TimerWheel<S>,
+        b: &mut TimerWheel<S>,
+        seed: u64,
+        steps: usize,
+    ) {
+        use crate::backoff::{RandomSource, SplitMix64};
+        let mut rng = SplitMix64::new(seed);
+        let capacity = a.capacity() + 1; // one index out of range
+        for step in 0..steps {
+            let word = rng.next_u64();
+            let index = (word >> 8) as usize % capacity;
+            // Deadlines near and far, so timers fall through several levels.
+            let ahead = (word >> 16) % (1 << ((word >> 56) % 40));
+            match word % 8 {
+                0..=3 => {
+                    let deadline = a.now() + ahead;
+                    assert_eq!(a.insert(index, deadline), b.insert(index, deadline));
+                }
+                4 => assert_eq!(a.cancel(index), b.cancel(index)),
+                _ => {
+                    let now = a.now() + ahead / 4;
+                    let (mut fa, mut fb) = (Vec::new(), Vec::new());
+                    a.advance(now, |i| fa.push(i));
+                    b.advance(now, |i| fb.push(i));
+                    assert_eq!(fa, fb, "step {step}");
+                }
+            }
+            assert_eq!(a.next_deadline(), b.next_deadline());
+            assert_eq!(a.deadline(index), b.deadline(index));
+            assert_same_state(a, b);
+        }
+    }
+
+    #[test]
+    fn init_in_builds_what_new_builds() {
+        let mut by_value: TimerWheel<[TimerEntry; 16]> = TimerWheel::new();
+        let mut place = MaybeUninit::uninit();
+        let in_place: &mut TimerWheel<[TimerEntry; 16]> = TimerWheel::init_in(&mut place);
+        assert_same_state(&by_value, in_place);
+        assert_eq!((in_place.capacity(), in_place.now()), (16, 0));
+        assert!(in_place.is_empty());
+        let steps = if cfg!(miri) { 300 } else { 20_000 };
+        assert_same_behaviour(&mut by_value, in_place, 13, steps);
+    }
+
+    #[test]
+    fn init_in_overwrites_a_used_wheel() {
+        let mut place = MaybeUninit::new(TimerWheel::<[TimerEntry; 3]>::new());
+        // SAFETY: `place` holds an initialised wheel.
+        let used = unsafe { place.assume_init_mut() };
+        used.insert(1, 500).unwrap();
+        used.poll(100);
+        let wheel = TimerWheel::init_in(&mut place);
+        assert_same_state(&TimerWheel::new(), wheel);
+        let mut empty: TimerWheel<[TimerEntry; 0]> = TimerWheel::new();
+        let mut zero = MaybeUninit::uninit();
+        let in_place = TimerWheel::init_in(&mut zero);
+        assert_same_state(&empty, in_place);
+        assert_same_behaviour(&mut empty, in_place, 17, 50);
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a megabyte of entries is slow under miri; nothing to check"
+    )]
+    fn init_in_needs_no_stack_for_the_wheel() {
+        // 65536 entries of 16 bytes (1 MiB), built by a thread with 64 KiB of stack. `new`
+        // would overflow it (it builds the wheel on the stack).
+        type Big = TimerWheel<[TimerEntry; 65_536]>;
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let mut place: std::boxed::Box<MaybeUninit<Big>> = std::boxed::Box::new_uninit();
+                let wheel = Big::init_in(&mut place);
+                for index in 0..65_536 {
+                    wheel.insert(index, index as u64 * 7).unwrap();
+                }
+                let mut fired = 0;
+                wheel.advance(u64::MAX, |_| fired += 1);
+                assert_eq!(fired, 65_536);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[cfg(feature = "alloc")]
