@@ -245,20 +245,40 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// `error`, as [`Full`](StoreErrorKind::Full) when the write failed for want of room:
+    /// SQLite says "disk full" only for `ENOSPC`; a quota (`EDQUOT`) or a file-size limit
+    /// (`EFBIG`) reach it as an I/O error, with the reason in the system errno.
+    fn full_if_no_room(&self, error: StoreError) -> StoreError {
+        if error.kind() != StoreErrorKind::Io {
+            return error;
+        }
+        // SAFETY: the handle is this open connection's, used on the thread that owns it;
+        // `sqlite3_system_errno` only reads the connection's last OS error.
+        let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(self.conn.handle()) };
+        if [libc::ENOSPC, libc::EDQUOT, libc::EFBIG].contains(&errno) {
+            StoreError::new(StoreErrorKind::Full, error.message().to_string())
+        } else {
+            error
+        }
+    }
 }
 
 impl Store for SqliteStore {
     fn commit(&mut self, ops: &mut [Op]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .doing("starting a transaction")?;
         let who = write::Writer {
             node: &self.node,
             lease_ms: LEASE_MS,
         };
-        write::apply(&tx, &who, ops)?;
-        tx.commit().doing("committing")
+        let outcome = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .doing("starting a transaction")
+            .and_then(|tx| {
+                write::apply(&tx, &who, ops)?;
+                tx.commit().doing("committing")
+            });
+        outcome.map_err(|error| self.full_if_no_room(error))
     }
 
     fn recover(&mut self, now: UnixMillis) -> Result<u64, StoreError> {

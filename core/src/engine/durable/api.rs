@@ -231,7 +231,7 @@ impl<R: Runtime> Manager<R> {
             Err(reason) => return Committed::ready(Err(EnqueueError::Encode { job, reason })),
         };
         let (committed, reply) = Committed::pair(move |answer| {
-            match answer.map(|raw| inserted(raw).into_iter().next()) {
+            match answer.and_then(inserted).map(|ids| ids.into_iter().next()) {
                 Ok(Some(Ok(id))) => Ok(id),
                 Ok(Some(Err(existing))) => Err(EnqueueError::Duplicate { job, existing }),
                 Ok(None) => Err(EnqueueError::Store {
@@ -283,7 +283,7 @@ impl<R: Runtime> Manager<R> {
             for (index, error) in refused {
                 out[index] = Some(Err(error));
             }
-            match answer.map(inserted) {
+            match answer.and_then(inserted) {
                 Ok(ids) if ids.len() == kept.len() => {
                     for ((index, job), id) in kept.into_iter().zip(ids) {
                         out[index] =
@@ -520,11 +520,12 @@ impl<R: Runtime> Manager<R> {
     }
 }
 
-/// The ids (or holders' ids) an insert answered.
-fn inserted(raw: Raw) -> Vec<Result<JobId, JobId>> {
+/// The ids (or holders' ids) an insert answered, or the store's error (a commit that
+/// failed: a full disk, a server away).
+fn inserted(raw: Raw) -> Result<Vec<Result<JobId, JobId>>, StoreError> {
     match raw.downcast::<Vec<Result<JobId, JobId>>>() {
-        Ok(ids) => *ids,
-        Err(_) => Vec::new(),
+        Ok(ids) => Ok(*ids),
+        Err(raw) => Err(store_error(raw)),
     }
 }
 
