@@ -34,11 +34,11 @@ fn main() -> ! {
         TASKS
     );
     hprintln!(
-        "static structures: slot table {} B, ready queue {} B, timer wheel {} B, all shared {} B",
+        "static structures: slot table {} B, ready queue {} B, timer wheel {} B, in all {} B",
         size_of::<Table>(),
         size_of::<Ready>(),
         size_of::<Wheel>(),
-        size_of::<Shared>()
+        size_of::<Shared>() + size_of::<Wheel>()
     );
 
     let shared = firmware::install(scenario::BUDGET_BYTES);

@@ -22,12 +22,13 @@
 //! `critical_section::with` (interrupts masked on this single core).
 
 use core::cell::{OnceCell, RefCell};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use critical_section::Mutex;
 use errand_core::{
-    Entry, Event, InlinePriorityQueue, MemoryBudget, PushError, SlotTable, TaskId, TimerEntry,
-    TimerWheel,
+    Entry, Event, InlinePriorityQueue, MemoryBudget, Mode, PushError, SlotTable, TaskId,
+    TimerEntry, TimerWheel,
 };
 use static_cell::StaticCell;
 
@@ -68,6 +69,9 @@ static CHECKSUM: AtomicU32 = AtomicU32::new(0);
 
 /// Where the shared structures live: `.bss`, initialised at run time by [`install`].
 static STORAGE: StaticCell<Shared> = StaticCell::new();
+/// Where the timer wheel lives (`.bss` too): on its own, so that it is built in place
+/// and then handed to the critical-section mutex in [`Shared::timers`] by reference.
+static WHEEL: StaticCell<Wheel> = StaticCell::new();
 /// How the SysTick handler finds them once they are installed.
 static SHARED: Mutex<OnceCell<&'static Shared>> = Mutex::new(OnceCell::new());
 
@@ -98,8 +102,9 @@ pub struct Shared {
     pub tasks: Table,
     /// Ready task ids, by priority level.
     pub ready: Ready,
-    /// Timers of scheduled and retrying tasks, by slot index.
-    pub timers: Mutex<RefCell<Wheel>>,
+    /// Timers of scheduled and retrying tasks, by slot index (the wheel itself is in
+    /// its own static).
+    pub timers: Mutex<RefCell<&'static mut Wheel>>,
     /// The byte budget every task's payload is charged to.
     pub budget: MemoryBudget,
 }
@@ -129,22 +134,34 @@ impl Shared {
     }
 }
 
-/// Builds the shared structures in their static home and publishes them to the SysTick
+/// Builds the shared structures in their static homes and publishes them to the SysTick
 /// handler. Call once, before SysTick is enabled.
+///
+/// Each structure is built in place (`init_in`), slot by slot, so start-up needs almost
+/// no stack: built by value and moved, the three would need several times their size in
+/// stack at once (see the README on start-up stack).
 ///
 /// # Panics
 ///
 /// On a second call.
 #[inline(never)]
 pub fn install(budget_bytes: usize) -> &'static Shared {
+    let wheel: &'static mut Wheel = Wheel::init_in(WHEEL.uninit());
     let cell = STORAGE.uninit();
     let home = cell.as_mut_ptr();
     // SAFETY: `home` points to memory for a `Shared` that is ours alone (`uninit` hands it
-    // out once); each field is written once, in place, and none is read before.
+    // out once); each field is written once, in place, and none is read before. A
+    // `MaybeUninit<T>` has the layout of `T`, so a field's place may be viewed as one.
     unsafe {
-        init_tasks(&raw mut (*home).tasks);
-        init_ready(&raw mut (*home).ready);
-        init_timers(&raw mut (*home).timers);
+        Table::init_in(
+            &mut *(&raw mut (*home).tasks).cast::<MaybeUninit<Table>>(),
+            |_| Task::vacant(),
+        );
+        Ready::init_in(
+            &mut *(&raw mut (*home).ready).cast::<MaybeUninit<Ready>>(),
+            Mode::Strict,
+        );
+        (&raw mut (*home).timers).write(Mutex::new(RefCell::new(wheel)));
         (&raw mut (*home).budget).write(MemoryBudget::new(budget_bytes));
     }
     // SAFETY: every field was initialised above.
@@ -153,33 +170,6 @@ pub fn install(budget_bytes: usize) -> &'static Shared {
         assert!(SHARED.borrow(cs).set(shared).is_ok(), "installed twice");
     });
     shared
-}
-
-// One function per structure, never inlined: whatever temporary a constructor builds on
-// the stack is gone before the next one starts (see the README on start-up stack).
-
-/// # Safety
-/// `slot` is valid for writes and not read before.
-#[inline(never)]
-unsafe fn init_tasks(slot: *mut Table) {
-    // SAFETY: the caller's contract.
-    unsafe { slot.write(SlotTable::new(|_| Task::vacant())) }
-}
-
-/// # Safety
-/// `slot` is valid for writes and not read before.
-#[inline(never)]
-unsafe fn init_ready(slot: *mut Ready) {
-    // SAFETY: the caller's contract.
-    unsafe { slot.write(Ready::new(errand_core::Mode::Strict)) }
-}
-
-/// # Safety
-/// `slot` is valid for writes and not read before.
-#[inline(never)]
-unsafe fn init_timers(slot: *mut Mutex<RefCell<Wheel>>) {
-    // SAFETY: the caller's contract.
-    unsafe { slot.write(Mutex::new(RefCell::new(Wheel::new()))) }
 }
 
 /// The SysTick handler's work: advance the clock by one tick, fire every timer now due and
