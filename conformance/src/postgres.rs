@@ -1,21 +1,75 @@
 //! A PostgreSQL server for the tests that need one: the one `DATABASE_URL` names, or
 //! else a throwaway cluster this process starts (PostgreSQL 15's binaries, from
 //! `PG_BIN` or `/usr/lib/postgresql/15/bin`), stopped and deleted when the process exits.
-//! With neither, the tests fail loudly: they never pass by skipping.
+//! With neither, the tests fail loudly: they never pass by skipping. A test that restarts
+//! its server takes a [`Cluster`] of its own, whatever `DATABASE_URL` says.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The throwaway cluster this process started, if it started one.
-static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
+/// The shared throwaway cluster this process started, if it started one.
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
+/// A throwaway PostgreSQL cluster: a data directory of its own, a server on a free port
+/// of 127.0.0.1. Dropping it stops the server and deletes the directory.
 #[derive(Debug)]
-struct Cluster {
+pub struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
     url: String,
+}
+
+impl Cluster {
+    /// Starts one.
+    ///
+    /// # Panics
+    ///
+    /// When PostgreSQL's binaries are missing or the server does not start.
+    pub fn start() -> Self {
+        start()
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `pg_ctl restart -m fast`: the server goes away (every connection is cut) and
+    /// comes back on the same port and data.
+    ///
+    /// # Panics
+    ///
+    /// When the restart fails.
+    pub fn restart(&self) {
+        let status = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-w", "-m", "fast", "restart"])
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .status()
+            .expect("pg_ctl runs");
+        assert!(status.success(), "pg_ctl restart failed");
+    }
+
+    fn stop(&self) {
+        drop(
+            as_owner(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-w", "-m", "immediate", "stop"])
+                .output(),
+        );
+        drop(std::fs::remove_dir_all(&self.dir));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// The URL of the server the tests use: `DATABASE_URL`, or a throwaway cluster started
@@ -29,11 +83,14 @@ pub fn url() -> String {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return url;
     }
-    let cluster = CLUSTER.get_or_init(|| Some(start()));
-    cluster
-        .as_ref()
-        .map(|cluster| cluster.url.clone())
-        .expect("a throwaway PostgreSQL cluster")
+    let cluster = CLUSTER.get_or_init(|| {
+        // SAFETY: `stop_at_exit` is an `extern "C" fn()` that only runs commands.
+        unsafe {
+            libc::atexit(stop_at_exit);
+        }
+        start()
+    });
+    cluster.url.clone()
 }
 
 /// A schema name no other check uses: `prefix`, this process and a counter.
@@ -48,39 +105,6 @@ pub fn fresh_schema(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::SeqCst),
         nanos % 100_000
     )
-}
-
-/// Runs `pg_ctl restart` on the throwaway cluster (the server goes away and comes back;
-/// every connection is cut). `PG_RESTART` names a command to run instead for a server
-/// of the caller's own (`.ci/run` sets neither: its tests use the throwaway cluster).
-///
-/// # Panics
-///
-/// When there is no cluster of this process's and no `PG_RESTART`, or the restart fails.
-pub fn restart() {
-    if let Ok(command) = std::env::var("PG_RESTART") {
-        let status = Command::new("sh").arg("-c").arg(&command).status();
-        assert!(
-            status.is_ok_and(|status| status.success()),
-            "PG_RESTART ({command}) failed"
-        );
-        return;
-    }
-    let Some(Some(cluster)) = CLUSTER.get() else {
-        panic!(
-            "restarting PostgreSQL: this process did not start the server (DATABASE_URL is set); \
-             set PG_RESTART to a command that restarts it"
-        );
-    };
-    let status = as_owner(&cluster.bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(cluster.dir.join("data"))
-        .args(["-w", "-m", "fast", "restart"])
-        .arg("-l")
-        .arg(cluster.dir.join("server.log"))
-        .status()
-        .expect("pg_ctl runs");
-    assert!(status.success(), "pg_ctl restart failed");
 }
 
 /// `program`, run as the `postgres` user when this process is root (the server refuses
@@ -106,9 +130,11 @@ fn start() -> Cluster {
          or install PostgreSQL 15 (or set PG_BIN to its bin directory) so the tests can start \
          a throwaway one"
     );
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "errand-pg-test-{}-{}",
+        "errand-pg-test-{}-{}-{}",
         std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
@@ -153,10 +179,6 @@ fn start() -> Cluster {
         "pg_ctl start failed: see {}",
         dir.join("server.log").display()
     );
-    // SAFETY: `stop_at_exit` is an `extern "C" fn()` that only runs commands.
-    unsafe {
-        libc::atexit(stop_at_exit);
-    }
     Cluster {
         url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
         dir,
@@ -164,16 +186,10 @@ fn start() -> Cluster {
     }
 }
 
+/// Stops the shared cluster when the process exits (a static is never dropped).
 extern "C" fn stop_at_exit() {
-    if let Some(Some(cluster)) = CLUSTER.get() {
-        drop(
-            as_owner(&cluster.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(cluster.dir.join("data"))
-                .args(["-w", "-m", "immediate", "stop"])
-                .output(),
-        );
-        drop(std::fs::remove_dir_all(&cluster.dir));
+    if let Some(cluster) = CLUSTER.get() {
+        cluster.stop();
     }
 }
 

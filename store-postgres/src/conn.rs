@@ -93,6 +93,21 @@ impl Conn {
         self.run_on(what, async |client, _| work(client).await)
     }
 
+    /// [`run`](Self::run) for work that may run twice (a read): when the connection was
+    /// lost (the server restarted since the last call), it runs once more on a new one.
+    pub(crate) fn run_again<T>(
+        &mut self,
+        what: &str,
+        work: impl AsyncFn(&mut Client) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        match self.run(what, async |client| work(client).await) {
+            Err(error) if error.kind() == StoreErrorKind::Unavailable => {
+                self.run(what, async |client| work(client).await)
+            }
+            outcome => outcome,
+        }
+    }
+
     /// [`run`](Self::run), telling `work` which connection it runs on (its generation:
     /// what was prepared on another one is gone).
     pub(crate) fn run_on<T>(

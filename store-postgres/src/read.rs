@@ -37,7 +37,7 @@ impl Reader {
 impl StoreReader for Reader {
     fn job(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
         let id = id.get() as i64;
-        self.conn().run("reading a job", async |client| {
+        self.conn().run_again("reading a job", async |client| {
             let row = client
                 .query_opt(
                     concat!("SELECT ", columns!(), " FROM errand_jobs WHERE id = $1"),
@@ -59,7 +59,7 @@ impl StoreReader for Reader {
             Some(JobState::Running) => listing!("AND state = 1"),
             _ => listing!(""),
         };
-        self.conn().run("listing jobs", async |client| {
+        self.conn().run_again("listing jobs", async |client| {
             client
                 .query(sql, &[&after, &kind, &limit, &state])
                 .await?
