@@ -80,6 +80,7 @@ use crate::conn::Conn;
 use crate::error::is_transient;
 use crate::listen::Listener;
 use crate::read::Reader;
+pub use crate::write::CLAIM_SQL;
 use crate::write::{Statements, Writer};
 
 /// The schema errand's tables live in unless told otherwise.
@@ -340,6 +341,7 @@ impl Store for PgStore {
                 now,
                 limit: 5000,
                 reply: 0,
+                next_expiry: None,
             }];
             self.commit(&mut ops)?;
             let [Op::Rescue { reply, .. }] = ops else {

@@ -49,16 +49,7 @@ impl Statements {
                      LIMIT 1",
                 )
                 .await?,
-            claim: client
-                .prepare(concat!(
-                    "UPDATE errand_jobs SET state = 1, attempt = attempt + 1, started_at = $1, \
-                     progress = 0, message = NULL, node = $4, lease_until = $5 \
-                     WHERE id IN (SELECT id FROM errand_jobs WHERE state = 0 AND run_at <= $1 \
-                     AND kind = ANY($2) ORDER BY priority DESC, run_at, id LIMIT $3 \
-                     FOR UPDATE SKIP LOCKED) RETURNING ",
-                    columns!()
-                ))
-                .await?,
+            claim: client.prepare(CLAIM_SQL).await?,
             next_due: client
                 .prepare(
                     "SELECT run_at FROM errand_jobs WHERE state = 0 AND kind = ANY($1) \
@@ -101,9 +92,13 @@ impl Statements {
                 .await?,
             rescue: client
                 .prepare(
-                    "UPDATE errand_jobs SET state = 0, node = NULL, lease_until = NULL \
-                     WHERE id IN (SELECT id FROM errand_jobs WHERE state = 1 AND lease_until < $1 \
-                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                    "WITH rescued AS (UPDATE errand_jobs SET state = 0, node = NULL, \
+                     lease_until = NULL WHERE id IN (SELECT id FROM errand_jobs WHERE state = 1 \
+                     AND lease_until < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id) \
+                     SELECT (SELECT count(*) FROM rescued), (SELECT min(lease_until) \
+                     FROM errand_jobs WHERE state = 1 AND node IS DISTINCT FROM $3 \
+                     AND id NOT IN (SELECT id FROM rescued))",
                 )
                 .await?,
             prune: client
@@ -138,6 +133,31 @@ impl Statements {
     }
 }
 
+/// The claim: up to `$3` due pending jobs of the kinds `$2`, highest priority first, then
+/// earliest due, skipping rows another node has locked, made running for node `$4` with
+/// a lease until `$5` (all times in Unix milliseconds; `$1` is now).
+///
+/// Public so that it can be `EXPLAIN`ed on a real table, or run on its own to find the
+/// server's ceiling (the comparison runner's `pg_ceiling_*` cases drive it with
+/// `pgbench`). It runs with the schema first on the `search_path`.
+///
+/// # Examples
+///
+/// ```
+/// use errand_store_postgres::CLAIM_SQL;
+///
+/// assert!(CLAIM_SQL.starts_with("UPDATE errand_jobs SET state = 1"));
+/// assert!(CLAIM_SQL.contains("FOR UPDATE SKIP LOCKED"));
+/// ```
+pub const CLAIM_SQL: &str = concat!(
+    "UPDATE errand_jobs SET state = 1, attempt = attempt + 1, started_at = $1, \
+     progress = 0, message = NULL, node = $4, lease_until = $5 \
+     WHERE id IN (SELECT id FROM errand_jobs WHERE state = 0 AND run_at <= $1 \
+     AND kind = ANY($2) ORDER BY priority DESC, run_at, id LIMIT $3 \
+     FOR UPDATE SKIP LOCKED) RETURNING ",
+    columns!()
+);
+
 /// Who writes: the node's name, how long its claims hold, and where it tells other
 /// nodes about new work.
 #[derive(Debug)]
@@ -153,6 +173,7 @@ enum Reply {
     Claimed(Vec<JobRow>),
     NextDue(Option<i64>),
     Changed(u64),
+    Rescued(u64, Option<i64>),
     Cancelled(Option<i16>),
     Held(Vec<i64>),
     Nothing,
@@ -350,8 +371,11 @@ fn send<'t>(
         Op::Rescue { now, limit, .. } => {
             let (now, limit) = (*now, *limit as i64);
             vec![Box::pin(async move {
-                Ok(Reply::Changed(
-                    tx.execute(&st.rescue, &[&now, &limit]).await?,
+                let row = tx.query_one(&st.rescue, &[&now, &limit, &node]).await?;
+                let rescued: i64 = row.try_get(0)?;
+                Ok(Reply::Rescued(
+                    u64::try_from(rescued).unwrap_or(0),
+                    row.try_get(1)?,
                 ))
             })]
         }
@@ -422,8 +446,16 @@ fn take(op: &mut Op, reply: Reply) {
                 .filter(|id| !held.contains(&(id.get() as i64)))
                 .collect();
         }
-        (Op::Rescue { reply, .. }, Reply::Changed(changed))
-        | (Op::Purge { reply, .. }, Reply::Changed(changed)) => *reply = changed,
+        (
+            Op::Rescue {
+                reply, next_expiry, ..
+            },
+            Reply::Rescued(rescued, expiry),
+        ) => {
+            *reply = rescued;
+            *next_expiry = expiry;
+        }
+        (Op::Purge { reply, .. }, Reply::Changed(changed)) => *reply = changed,
         (Op::Prune { reply, .. }, Reply::Changed(changed)) => *reply = changed as usize,
         (Op::RemoveSchedule { reply, .. }, Reply::Changed(changed)) => *reply = changed > 0,
         _ => {}

@@ -88,7 +88,9 @@ pub(crate) fn apply(
                     }
                 }
             }
-            Op::Rescue { now, limit, reply } => {
+            Op::Rescue {
+                now, limit, reply, ..
+            } => {
                 *reply = tx
                     .prepare_cached(
                         "UPDATE errand_jobs SET state = ?1, node = NULL, lease_until = NULL \

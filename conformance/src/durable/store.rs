@@ -201,6 +201,7 @@ fn rescue<S: Store>(store: &mut S, now: i64) -> u64 {
             now,
             limit: 100,
             reply: 0,
+            next_expiry: None,
         },
     ) {
         Op::Rescue { reply, .. } => reply,

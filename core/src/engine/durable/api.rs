@@ -130,6 +130,9 @@ pub struct DurableStats {
     pub enqueued: u64,
     /// Jobs claimed from the store (jobs enqueued straight into memory are not claimed).
     pub claimed: u64,
+    /// Claims that returned jobs (`claimed / claims` is the mean claim's size: the
+    /// store's statements are per claim, not per job).
+    pub claims: u64,
     /// Attempts whose end was written.
     pub finished: u64,
     /// Writes refused by fencing (a stale attempt changed nothing).
@@ -501,6 +504,7 @@ impl<R: Runtime> Manager<R> {
             recovered: load(&counters.recovered),
             enqueued: load(&counters.enqueued),
             claimed: load(&counters.claimed),
+            claims: load(&counters.claims),
             finished: load(&counters.finished),
             stale: load(&counters.stale),
             transactions: load(&counters.transactions),

@@ -327,7 +327,8 @@ pub enum Op {
         reply: Vec<JobId>,
     },
     /// Makes up to `limit` running jobs whose lease expired before `now` (their node died
-    /// or lost the database) pending again, due now. How many.
+    /// or lost the database) pending again, due now. How many, and when the next lease
+    /// of another node's running job expires.
     Rescue {
         /// Now.
         now: UnixMillis,
@@ -335,6 +336,11 @@ pub enum Op {
         limit: usize,
         /// How many were rescued.
         reply: u64,
+        /// The earliest lease of the running jobs left, other than the writing node's own
+        /// (`None`: none, or a store that does not say). The keeper looks again as it
+        /// expires, so a dead node's jobs are rescued when their lease ends, not up to a
+        /// poll interval later.
+        next_expiry: Option<UnixMillis>,
     },
     /// Deletes up to `limit` finished jobs that finished before `before` and whose result
     /// (if any) has expired at `now`, oldest first. How many.

@@ -47,6 +47,9 @@ impl Keeper {
                 counters
                     .claimed
                     .fetch_add(reply.len() as u64, Ordering::Relaxed);
+                if !reply.is_empty() {
+                    counters.claims.fetch_add(1, Ordering::Relaxed);
+                }
                 to_start.extend(reply);
             }
         }
@@ -119,15 +122,23 @@ impl Keeper {
             }
         }
         let mut more_to_prune = false;
+        let mut next_expiry = None;
         for op in ops.into_iter().flatten() {
             match op {
                 Op::Heartbeat { reply, .. } => {
                     counters.heartbeats.fetch_add(1, Ordering::Relaxed);
                     to_stop.extend(reply);
                 }
-                Op::Rescue { reply, .. } if reply > 0 => {
-                    counters.rescued.fetch_add(reply, Ordering::Relaxed);
-                    self.maybe_pending = true;
+                Op::Rescue {
+                    reply,
+                    next_expiry: expiry,
+                    ..
+                } => {
+                    if reply > 0 {
+                        counters.rescued.fetch_add(reply, Ordering::Relaxed);
+                        self.maybe_pending = true;
+                    }
+                    next_expiry = next_expiry.or(expiry);
                 }
                 // A pass that hit its limit left more: the next round goes on, so pruning
                 // keeps up with any completion rate.
@@ -146,6 +157,9 @@ impl Keeper {
         }
         if more_to_prune {
             self.next_prune = Instant::now();
+        }
+        if let Some(expiry) = next_expiry {
+            self.look_again_at_expiry(expiry);
         }
         self.shared.committed.notify(usize::MAX);
         self.start_all(to_start);

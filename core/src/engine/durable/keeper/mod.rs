@@ -56,6 +56,8 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 const PURGE_LIMIT: usize = 5000;
 /// Expired leases rescued per transaction.
 const RESCUE_LIMIT: usize = 5000;
+/// The soonest a rescue looks again for a lease that has already run out.
+const RESCUE_AGAIN: Duration = Duration::from_millis(10);
 
 /// A request to the keeper.
 pub(crate) enum Request {
@@ -97,6 +99,8 @@ pub(crate) struct Counters {
     pub(crate) ops: AtomicU64,
     pub(crate) enqueued: AtomicU64,
     pub(crate) claimed: AtomicU64,
+    /// Claims that returned at least one job.
+    pub(crate) claims: AtomicU64,
     pub(crate) finished: AtomicU64,
     pub(crate) stale: AtomicU64,
     pub(crate) failed_commits: AtomicU64,

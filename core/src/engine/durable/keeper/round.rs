@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{
-    Awaiting, Keeper, PROGRESS_EVERY, PRUNE_EVERY, PRUNE_LIMIT, PURGE_LIMIT, RESCUE_LIMIT, Request,
+    Awaiting, Keeper, PROGRESS_EVERY, PRUNE_EVERY, PRUNE_LIMIT, PURGE_LIMIT, RESCUE_AGAIN,
+    RESCUE_LIMIT, Request,
 };
 use crate::engine::durable::job::now_millis;
 use crate::engine::durable::store::{Finish, Op, Sharing, UnixMillis};
@@ -150,8 +151,24 @@ impl Keeper {
                 now,
                 limit: RESCUE_LIMIT,
                 reply: 0,
+                next_expiry: None,
             });
             self.elect();
+        }
+    }
+
+    /// Brings the next poll forward to just after `expiry` (Unix milliseconds), when
+    /// another node's lease runs out before the poll would come: its jobs are then
+    /// rescued as the lease ends. At least [`RESCUE_AGAIN`] ahead: a lease already over
+    /// is on a row another node is rescuing (or past this pass's limit).
+    pub(super) fn look_again_at_expiry(&mut self, expiry: UnixMillis) {
+        // The rescue takes leases that ended strictly before its `now`: one more ms.
+        let ahead = u64::try_from(expiry.saturating_sub(now_millis()).saturating_add(1))
+            .map_or(RESCUE_AGAIN, Duration::from_millis)
+            .max(RESCUE_AGAIN);
+        let at = Instant::now() + ahead;
+        if at < self.next_poll {
+            self.next_poll = at;
         }
     }
 
