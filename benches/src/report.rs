@@ -29,10 +29,14 @@ pub enum Unit {
     /// Heap allocations (calls to the allocator).
     #[serde(rename = "allocs")]
     Allocations,
+    /// A number of things (jobs, say), as the case says.
+    #[serde(rename = "count")]
+    Count,
 }
 
 impl Unit {
-    /// The unit as written in a line (`"tasks/s"`, `"ns"`, `"bytes"`, `"allocs"`).
+    /// The unit as written in a line (`"tasks/s"`, `"ns"`, `"bytes"`, `"allocs"`,
+    /// `"count"`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +44,7 @@ impl Unit {
             Unit::Nanoseconds => "ns",
             Unit::Bytes => "bytes",
             Unit::Allocations => "allocs",
+            Unit::Count => "count",
         }
     }
 }

@@ -426,6 +426,7 @@ fn human(value: f64, unit: Unit) -> String {
         Unit::Bytes if value >= 1e6 => format!("{:.1} MB", value / 1e6),
         Unit::Bytes => format!("{value:.0} B"),
         Unit::Allocations => format!("{value:.2}"),
+        Unit::Count => format!("{value:.0}"),
     }
 }
 

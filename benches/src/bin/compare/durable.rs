@@ -24,8 +24,13 @@ static RAN: AtomicU64 = AtomicU64::new(0);
 /// The no-op durable job. Its kind is the crash test's, so the recovery case runs the
 /// jobs a killed `durable-worker` left.
 #[derive(Serialize, Deserialize)]
-struct Noop {
-    n: u64,
+pub(crate) struct Noop {
+    pub(crate) n: u64,
+}
+
+/// Jobs [`Noop`] has run so far in this process.
+pub(crate) fn ran() -> u64 {
+    RAN.load(Ordering::Relaxed)
 }
 
 impl DurableJob for Noop {
@@ -40,9 +45,10 @@ impl DurableJob for Noop {
 
 /// Sends the instant it started on a channel: the latency case's job.
 #[derive(Serialize, Deserialize)]
-struct Probe;
+pub(crate) struct Probe;
 
-fn probes() -> &'static std::sync::Mutex<Option<mpsc::Sender<Instant>>> {
+/// Where [`Probe`] sends the instant it started, while a case listens.
+pub(crate) fn probes() -> &'static std::sync::Mutex<Option<mpsc::Sender<Instant>>> {
     static PROBES: std::sync::OnceLock<std::sync::Mutex<Option<mpsc::Sender<Instant>>>> =
         std::sync::OnceLock::new();
     PROBES.get_or_init(Default::default)
@@ -279,7 +285,7 @@ fn commit_latency(samples: usize) -> Vec<f64> {
 }
 
 /// The `durable-worker` binary beside this one.
-fn durable_worker() -> PathBuf {
+pub(crate) fn durable_worker() -> PathBuf {
     let exe = std::env::current_exe().expect("this binary's path");
     let worker = exe.with_file_name("durable-worker");
     assert!(

@@ -59,6 +59,7 @@ mod backlog;
 mod durable;
 mod latency;
 mod memory;
+mod pg;
 mod throughput;
 mod timers;
 
@@ -284,6 +285,7 @@ fn main() {
     backlog::scaling(&mut runner, &SmolAdapter);
     backlog::scaling(&mut runner, &ThreadsAdapter);
     durable::run(&mut runner);
+    pg::run(&mut runner);
 
     eprintln!(
         "compare: {} line(s) in {:.1} s",
