@@ -60,6 +60,7 @@
 //! # Ok::<(), BoxError>(())
 //! ```
 
+mod batch;
 mod conn;
 mod error;
 mod listen;

@@ -1,6 +1,7 @@
 //! The writer's side: one transaction per batch of ops, its statements pipelined (sent
 //! without waiting for each answer, executed in order), prepared once per connection.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -9,6 +10,9 @@ use errand_core::engine::{JobId, JobState, StoreError, StoreErrorKind};
 use futures_util::future::try_join_all;
 use tokio_postgres::{Client, Statement, Transaction};
 
+use crate::batch::{
+    FINISH_MANY_SQL, Groups, INSERT_MANY_SQL, finish_many, insert_many, insert_rows,
+};
 use crate::rows::{code, columns, job_row};
 
 /// The statements a batch may use, prepared on one connection.
@@ -28,6 +32,8 @@ pub(crate) struct Statements {
     remove_schedule: Statement,
     schedule_for_update: Statement,
     notify: Statement,
+    pub(crate) insert_many: Statement,
+    pub(crate) finish_many: Statement,
 }
 
 impl Statements {
@@ -129,6 +135,8 @@ impl Statements {
                 .prepare("SELECT body FROM errand_schedules WHERE name = $1 FOR UPDATE")
                 .await?,
             notify: client.prepare("SELECT pg_notify($1, $2)").await?,
+            insert_many: client.prepare(INSERT_MANY_SQL).await?,
+            finish_many: client.prepare(FINISH_MANY_SQL).await?,
         })
     }
 }
@@ -168,8 +176,12 @@ pub(crate) struct Writer<'a> {
 }
 
 /// An op's answer from the server, before it is written back into the op.
-enum Reply {
+pub(crate) enum Reply {
     Inserted(Option<(i64, bool)>),
+    /// The ids of a group of inserts, in their order.
+    InsertedMany(Vec<i64>),
+    /// The ids a group of finishes changed.
+    FinishedMany(HashSet<i64>),
     Claimed(Vec<JobRow>),
     NextDue(Option<i64>),
     Changed(u64),
@@ -177,6 +189,13 @@ enum Reply {
     Cancelled(Option<i16>),
     Held(Vec<i64>),
     Nothing,
+}
+
+/// Whose reply a statement's is: one op's, or a group's.
+enum Owner {
+    One(usize),
+    Inserts,
+    Finishes,
 }
 
 type Pending<'t> = Pin<Box<dyn Future<Output = Result<Reply, tokio_postgres::Error>> + 't>>;
@@ -197,18 +216,76 @@ pub(crate) async fn apply(
             .position(|op| matches!(op, Op::FireSchedule { .. }))
             .map_or(ops.len(), |at| start + at);
         let run = &mut ops[start..end];
+        let groups = Groups::of(run);
         let mut pending: Vec<Pending<'_>> = Vec::with_capacity(run.len() + 1);
-        let mut owners: Vec<usize> = Vec::with_capacity(run.len() + 1);
+        let mut owners: Vec<Owner> = Vec::with_capacity(run.len() + 1);
         for (index, op) in run.iter().enumerate() {
             wakes_others |= makes_work(op);
+            // A group goes out where its first op stands.
+            if groups.inserts.first() == Some(&index) {
+                let jobs = groups.inserts.iter().filter_map(|&i| match &run[i] {
+                    Op::Insert { job, .. } => Some(job),
+                    _ => None,
+                });
+                pending.push(Box::pin(insert_many(tx, st, insert_rows(who, jobs))));
+                owners.push(Owner::Inserts);
+            }
+            if groups.finishes.first() == Some(&index) {
+                let finishes = groups
+                    .finishes
+                    .iter()
+                    .filter_map(|&i| match &run[i] {
+                        Op::Finish {
+                            id,
+                            attempt,
+                            finish,
+                            at,
+                            ..
+                        } => Some((*id, *attempt, FinishValues::of(finish, *at))),
+                        _ => None,
+                    })
+                    .collect();
+                pending.push(Box::pin(finish_many(tx, st, finishes)));
+                owners.push(Owner::Finishes);
+            }
+            if groups.holds(index) {
+                continue;
+            }
             for future in send(tx, st, who, op) {
                 pending.push(future);
-                owners.push(index);
+                owners.push(Owner::One(index));
             }
         }
         let replies = try_join_all(pending).await?;
-        for (index, reply) in owners.into_iter().zip(replies) {
-            take(&mut run[index], reply);
+        for (owner, reply) in owners.into_iter().zip(replies) {
+            match (owner, reply) {
+                (Owner::One(index), reply) => take(&mut run[index], reply),
+                (Owner::Inserts, Reply::InsertedMany(ids)) => {
+                    if ids.len() != groups.inserts.len() {
+                        return Ok(Err(StoreError::new(
+                            StoreErrorKind::Io,
+                            format!(
+                                "a group of {} inserts answered {} ids",
+                                groups.inserts.len(),
+                                ids.len()
+                            ),
+                        )));
+                    }
+                    for (&index, id) in groups.inserts.iter().zip(ids) {
+                        if let Op::Insert { reply, .. } = &mut run[index] {
+                            *reply = Some(Ok(JobId::new(u64::try_from(id).unwrap_or(0))));
+                        }
+                    }
+                }
+                (Owner::Finishes, Reply::FinishedMany(changed)) => {
+                    for &index in &groups.finishes {
+                        if let Op::Finish { id, reply, .. } = &mut run[index] {
+                            *reply = changed.contains(&(id.get() as i64));
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
         // An insert that met a unique key another transaction committed meanwhile found
         // no holder in its snapshot: ask again (a new statement sees the new row).
@@ -475,24 +552,24 @@ fn inserted(row: Option<tokio_postgres::Row>) -> Option<Result<JobId, JobId>> {
 }
 
 /// The nineteen values of an insert.
-struct InsertParams {
-    kind: String,
-    payload: String,
-    state: i16,
-    priority: i16,
-    run_at: i64,
-    attempt: i32,
-    retry: RetryColumns,
-    timeout_ms: Option<i64>,
-    result_ttl_ms: i64,
-    unique_key: Option<String>,
-    schedule: Option<String>,
-    created_at: i64,
-    started_at: Option<i64>,
-    node: Option<String>,
-    lease_until: Option<i64>,
-    retry_max: i32,
-    retry_jitter: i16,
+pub(crate) struct InsertParams {
+    pub(crate) kind: String,
+    pub(crate) payload: String,
+    pub(crate) state: i16,
+    pub(crate) priority: i16,
+    pub(crate) run_at: i64,
+    pub(crate) attempt: i32,
+    pub(crate) retry: RetryColumns,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) result_ttl_ms: i64,
+    pub(crate) unique_key: Option<String>,
+    pub(crate) schedule: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) node: Option<String>,
+    pub(crate) lease_until: Option<i64>,
+    pub(crate) retry_max: i32,
+    pub(crate) retry_jitter: i16,
 }
 
 impl InsertParams {
@@ -521,7 +598,7 @@ impl InsertParams {
     }
 }
 
-fn insert_params(who: &Writer<'_>, job: &NewJob) -> InsertParams {
+pub(crate) fn insert_params(who: &Writer<'_>, job: &NewJob) -> InsertParams {
     let retry = RetryColumns::of(&job.retry);
     let claimed = job.claimed;
     InsertParams {
@@ -552,19 +629,19 @@ fn insert_params(who: &Writer<'_>, job: &NewJob) -> InsertParams {
 }
 
 /// What the finish statement writes for one way an attempt ended.
-struct FinishValues {
-    state: i16,
-    result: Option<String>,
-    expires_at: Option<i64>,
-    set_error: bool,
-    error: Option<String>,
-    failed: i32,
-    run_at: Option<i64>,
-    finished_at: Option<i64>,
+pub(crate) struct FinishValues {
+    pub(crate) state: i16,
+    pub(crate) result: Option<String>,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) set_error: bool,
+    pub(crate) error: Option<String>,
+    pub(crate) failed: i32,
+    pub(crate) run_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
 }
 
 impl FinishValues {
-    fn of(finish: &Finish, at: i64) -> Self {
+    pub(crate) fn of(finish: &Finish, at: i64) -> Self {
         let mut values = Self {
             state: code(JobState::Failed),
             result: None,

@@ -46,6 +46,7 @@ macro_rules! store_suite {
             failures_retry_with_their_count_persisted,
             unique_keys_admit_one_unfinished_job,
             stale_attempts_change_nothing,
+            many_ops_in_one_commit_answer_each_alone,
             running_jobs_are_recovered_at_start,
             expired_results_are_pruned,
             a_backlog_of_expired_results_is_pruned_at_once,

@@ -65,6 +65,79 @@ pub(super) fn finish<S: Store>(store: &mut S, id: JobId, attempt: u32, finish: F
 
 /// Fencing: every write an attempt makes names it, and a write of an older attempt (one
 /// whose job was since released and claimed again) changes nothing.
+/// One commit of many ops of a kind (a store may send them as one statement): each
+/// insert answers its own job's id, and each attempt's end is fenced on its own.
+pub fn many_ops_in_one_commit_answer_each_alone<A: Adapter, P: Place>() {
+    let place = P::fresh();
+    let mut store = place.open();
+    let mut inserts: Vec<Op> = (0..50)
+        .map(|n| Op::Insert {
+            // Every fifth arrives claimed (straight into memory), the rest pending.
+            job: new_job(Double::KIND, &n.to_string(), n % 5 == 0),
+            reply: None,
+        })
+        .collect();
+    store.commit(&mut inserts).unwrap();
+    let ids: Vec<JobId> = inserts
+        .iter()
+        .map(|op| match op {
+            Op::Insert {
+                reply: Some(Ok(id)),
+                ..
+            } => *id,
+            other => panic!("insert answered {other:?}"),
+        })
+        .collect();
+    let reader = store.reader();
+    for (n, id) in ids.iter().enumerate() {
+        let row = reader.job(*id).unwrap().expect("the answered id exists");
+        assert_eq!(row.payload, n.to_string(), "insert {n} answered another job's id");
+        let expected = if n % 5 == 0 {
+            JobState::Running
+        } else {
+            JobState::Pending
+        };
+        assert_eq!(row.state, expected, "insert {n}");
+    }
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "ids are distinct");
+    // The claimed ones end in one commit: attempt 1 is theirs, attempt 2 is not.
+    let mut finishes: Vec<Op> = ids
+        .iter()
+        .step_by(5)
+        .enumerate()
+        .map(|(k, id)| Op::Finish {
+            id: *id,
+            attempt: if k % 2 == 0 { 1 } else { 2 },
+            finish: Finish::Succeeded {
+                result: format!("{k}"),
+                expires_at: i64::MAX,
+            },
+            at: 1,
+            reply: false,
+        })
+        .collect();
+    store.commit(&mut finishes).unwrap();
+    for (k, op) in finishes.iter().enumerate() {
+        let Op::Finish { id, reply, .. } = op else {
+            unreachable!()
+        };
+        let row = reader.job(*id).unwrap().unwrap();
+        if k % 2 == 0 {
+            assert!(*reply, "finish {k} was the attempt's own");
+            assert_eq!(
+                (row.state, row.result.as_deref()),
+                (JobState::Succeeded, Some(k.to_string().as_str()))
+            );
+        } else {
+            assert!(!*reply, "finish {k} named a stale attempt");
+            assert_eq!(row.state, JobState::Running);
+        }
+    }
+}
+
 pub fn stale_attempts_change_nothing<A: Adapter, P: Place>() {
     let place = P::fresh();
     let mut store = place.open();
