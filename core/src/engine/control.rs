@@ -57,6 +57,7 @@ impl Inner {
             Stop::Cancel => self.stats.mine().cancelled.inc(),
             Stop::Shutdown => self.stats.mine().stopped.inc(),
         }
+        self.tell_ended(id, State::Cancelled, cold.attempt, None, None);
         let from = step.transition.from;
         if from == State::Running {
             // The worker owns the job: tell it (the future of an async attempt is dropped,
@@ -166,6 +167,7 @@ impl Inner {
         if let Some(hook) = cold.extra.as_ref().and_then(|extra| extra.on_end.as_ref()) {
             hook.progress(percent, &message);
         }
+        self.tell_progress(id, percent, &message);
         cold.progress = percent;
         cold.message = Some(message.into_boxed_str());
         true

@@ -7,6 +7,7 @@ use std::vec::Vec;
 use super::context::Context;
 use super::driver::Runtime;
 use super::error::{BoxError, CancelError, SubmitError};
+use super::events::Updates;
 use super::handle::TaskHandle;
 use super::inner::Inner;
 use super::shutdown::{Shutdown, WaitForCompletion};
@@ -219,6 +220,15 @@ impl<R: Runtime> Manager<R> {
     #[must_use]
     pub fn active_tasks(&self) -> Vec<TaskInfo> {
         self.inner.active()
+    }
+
+    /// A subscription to task updates from now on: every transition (submitted, started,
+    /// retrying, rescheduled, ended) and every progress report, for an event stream or a
+    /// progress bar. While no subscription lives, the engine publishes nothing (a relaxed
+    /// load per step); see [`Updates`].
+    #[must_use]
+    pub fn subscribe(&self) -> Updates {
+        Updates::new(Arc::clone(&self.inner))
     }
 
     /// Counts of what the manager did so far.

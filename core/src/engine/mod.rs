@@ -13,7 +13,7 @@
 //! `sleep`, `context`, `cell` (a task's one allocation), `task` (what a user builds),
 //! `record` (a slot), `history`, `results`, `timers`, `tally`. `inner` holds the shared
 //! state; the phases add its methods, one file each: `submit`, `attempt`, `timed`,
-//! `control`, `report`. On top: `handle`, `driver` (the worker and timer loops),
+//! `control`, `report`, and `events` (task updates for subscribers). On top: `handle`, `driver` (the worker and timer loops),
 //! `shutdown`, `manager`, `builder`.
 //!
 //! # How a task moves
@@ -101,6 +101,7 @@ mod driver;
 pub mod durable;
 mod ending;
 mod error;
+mod events;
 mod guard;
 mod handle;
 mod history;
@@ -130,6 +131,7 @@ pub use error::{
     BoxError, BuildError, BuildErrorKind, CancelError, ProgressError, SubmitError, TaskError,
     TaskErrorKind,
 };
+pub use events::{Changed, TaskUpdate, UpdateKind, Updates};
 pub use handle::TaskHandle;
 pub use manager::Manager;
 pub use shutdown::{Shutdown, WaitForCompletion};
@@ -159,7 +161,7 @@ pub mod prelude {
         Analytics, BoxError, BuildError, BuildErrorKind, CancelError, Cancelled, Context, Counts,
         Every, LevelLatency, MissedTicks, Overlap, Performance, Profile, ProgressError, QueueSizes,
         Sample, Shutdown, ShutdownReport, Sleep, SubmitError, Task, TaskError, TaskErrorKind,
-        TaskHandle, TaskInfo, WaitForCompletion,
+        TaskHandle, TaskInfo, TaskUpdate, UpdateKind, Updates, WaitForCompletion,
     };
     pub use crate::{
         BudgetSnapshot, Jitter, Level, Mode, ParseTaskIdError, Priority, RetryDecision,

@@ -50,6 +50,10 @@ pub struct TaskInfo {
     /// while the closure ran, its handle resolved at once, and the closure still runs (its
     /// output will be dropped). Only a live task can be detached.
     pub detached: bool,
+    /// A recurring task's interval (`None` for other tasks).
+    pub every: Option<Duration>,
+    /// When a recurring task waiting for its next run is due (`None` otherwise).
+    pub next_run: Option<SystemTime>,
 }
 
 /// A task as the engine records it (the history keeps these): what a [`TaskInfo`] shows,
@@ -102,6 +106,8 @@ impl Finished {
             estimated_completion,
             error: raw.error.as_deref().map(String::from),
             detached: false,
+            every: None,
+            next_run: None,
         }
     }
 }
