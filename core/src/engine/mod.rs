@@ -145,7 +145,7 @@ pub use task::{Async, Blocking, Job, Task};
 #[cfg(feature = "durable")]
 pub use durable::{
     Committed, DurableJob, DurableStats, EnqueueError, JobFilter, JobId, JobInfo, JobOptions,
-    JobState, JobWait, Store, StoreError, StoreErrorKind,
+    JobState, JobWait, Retried, ScheduleInfo, Store, StoreError, StoreErrorKind,
 };
 
 /// Everything a port of the guide needs, for an adapter to re-export in its own prelude
@@ -155,7 +155,7 @@ pub mod prelude {
     #[cfg(feature = "durable")]
     pub use super::durable::{
         Committed, DurableJob, DurableStats, EnqueueError, JobFilter, JobId, JobInfo, JobOptions,
-        JobState, JobWait, ParseJobIdError, StoreError, StoreErrorKind,
+        JobState, JobWait, ParseJobIdError, Retried, ScheduleInfo, StoreError, StoreErrorKind,
     };
     pub use super::{
         Analytics, BoxError, BuildError, BuildErrorKind, CancelError, Cancelled, Context, Counts,
