@@ -18,7 +18,7 @@ use super::inner::{Inner, Seat, ceil_ms, far_future, lock};
 use super::record::{Cold, DETACHED, Extra, INLINE, Record, STOPPED};
 use super::spec::{Limit, MissedTicks, Overlap, Store};
 use super::timers::Kind;
-use crate::{Event as TaskEvent, MemoryBudget, RetryDecision, State, TaskId};
+use crate::{Event as TaskEvent, Level, MemoryBudget, RetryDecision, State, TaskId};
 
 /// A task a worker claimed: it won `Start` and owns the job until it applies an end event.
 pub(crate) struct Claimed {
@@ -38,6 +38,8 @@ pub(crate) struct AttemptMeta {
     pub(crate) id: TaskId,
     /// Which attempt this is (1 for the first).
     attempt: u32,
+    /// The queue level it was dispatched from (its execution time is recorded there).
+    level: Level,
     /// When it started, in nanoseconds since the epoch.
     started: u64,
     /// Whether a timeout timer was armed for this attempt.
@@ -146,6 +148,7 @@ impl Inner {
                 meta: AttemptMeta {
                     id,
                     attempt,
+                    level,
                     started,
                     timed,
                     recurring,
@@ -259,7 +262,7 @@ impl Inner {
         let shard = self.stats.mine();
         shard.executed.inc();
         let at = self.now_ns();
-        shard.execution.record(at.saturating_sub(meta.started));
+        shard.execution[meta.level.index()].record(at.saturating_sub(meta.started));
         if let Err(error) = outcome {
             if error.panic_message().is_some() {
                 shard.panicked.inc();

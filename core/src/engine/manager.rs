@@ -11,7 +11,7 @@ use super::events::Updates;
 use super::handle::TaskHandle;
 use super::inner::Inner;
 use super::shutdown::{Shutdown, WaitForCompletion};
-use super::snapshot::{Analytics, Counts, Performance, TaskInfo};
+use super::snapshot::{Analytics, Counts, Latency, Performance, TaskInfo};
 use super::task::{Async, Blocking, Job, Task};
 use crate::{State, TaskId};
 
@@ -179,6 +179,21 @@ impl<R: Runtime> Manager<R> {
     #[must_use]
     pub fn analytics(&self) -> Analytics {
         self.inner.analytics()
+    }
+
+    /// The dispatch and execution latency histograms per priority level that
+    /// [`analytics`](Self::analytics)' percentiles come from (for a metrics exporter).
+    #[must_use]
+    pub fn latency(&self) -> Latency {
+        self.inner.latency()
+    }
+
+    /// The finished tasks still in the history (see
+    /// [`Builder::history`](super::Builder::history)), most recently finished first: a
+    /// dashboard's recent failures, say.
+    #[must_use]
+    pub fn finished_tasks(&self) -> Vec<TaskInfo> {
+        self.inner.history.list(&self.inner.clock, |_| true)
     }
 
     /// Performance: process CPU and memory, active workers, throughput and error rate.

@@ -136,8 +136,8 @@ pub use handle::TaskHandle;
 pub use manager::Manager;
 pub use shutdown::{Shutdown, WaitForCompletion};
 pub use snapshot::{
-    Analytics, Counts, LevelLatency, Performance, Profile, QueueSizes, Sample, ShutdownReport,
-    TaskInfo,
+    Analytics, Counts, Latency, LevelLatency, Performance, Profile, QueueSizes, Sample,
+    ShutdownReport, TaskInfo,
 };
 pub use spec::{Every, MissedTicks, Overlap};
 pub use task::{Async, Blocking, Job, Task};
@@ -159,9 +159,9 @@ pub mod prelude {
     };
     pub use super::{
         Analytics, BoxError, BuildError, BuildErrorKind, CancelError, Cancelled, Context, Counts,
-        Every, LevelLatency, MissedTicks, Overlap, Performance, Profile, ProgressError, QueueSizes,
-        Sample, Shutdown, ShutdownReport, Sleep, SubmitError, Task, TaskError, TaskErrorKind,
-        TaskHandle, TaskInfo, TaskUpdate, UpdateKind, Updates, WaitForCompletion,
+        Every, Latency, LevelLatency, MissedTicks, Overlap, Performance, Profile, ProgressError,
+        QueueSizes, Sample, Shutdown, ShutdownReport, Sleep, SubmitError, Task, TaskError,
+        TaskErrorKind, TaskHandle, TaskInfo, TaskUpdate, UpdateKind, Updates, WaitForCompletion,
     };
     pub use crate::{
         BudgetSnapshot, Jitter, Level, Mode, ParseTaskIdError, Priority, RetryDecision,

@@ -44,8 +44,8 @@ pub(crate) struct Shard {
     pub(crate) timed_out: Counter,
     pub(crate) stopped: Counter,
     pub(crate) panicked: Counter,
-    /// Attempt durations.
-    pub(crate) execution: Histogram,
+    /// Attempt durations per level of the task's priority (indexed by `Level::index`).
+    pub(crate) execution: [Histogram; Level::COUNT],
     /// Blocking attempts detached.
     pub(crate) detached: Counter,
     /// Ready-to-start latency per level (indexed by `Level::index`).
