@@ -69,7 +69,7 @@ impl History {
             })
             .filter(|info| keep(info))
             .collect();
-        listed.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        listed.sort_by_key(|info| core::cmp::Reverse(info.finished_at));
         listed
     }
 
