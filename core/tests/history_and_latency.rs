@@ -50,3 +50,21 @@ fn finished_tasks_are_listed_newest_first_and_histograms_count_per_level() {
     assert_eq!(latency.execution[Level::Low.index()].count(), 0);
     assert!(manager.shutdown(Duration::from_secs(10)).wait().completed);
 }
+
+#[test]
+fn cancelling_a_task_whose_slot_was_reclaimed_names_its_end() {
+    use errand_core::engine::CancelError;
+    let manager = Builder::new(Threads).workers(1).build().unwrap();
+    let handle = manager.spawn_blocking(|_| Ok::<_, BoxError>(())).unwrap();
+    let id = handle.id();
+    handle.wait().unwrap();
+    assert!(manager.wait_for_completion(Duration::from_secs(10)).wait());
+    // The slot is free now; the history still has the task.
+    assert_eq!(
+        manager.cancel(id),
+        Err(CancelError::Finished {
+            id,
+            state: State::Succeeded
+        })
+    );
+}

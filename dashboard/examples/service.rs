@@ -44,7 +44,9 @@ fn id_of(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError> 
         .map_err(|error| ApiError::bad_request(format!("malformed task id: {error}")))
 }
 
-fn submitted<T>(result: Result<TaskHandle<T>, SubmitError<impl Sized>>) -> Result<TaskId, ApiError> {
+fn submitted<T>(
+    result: Result<TaskHandle<T>, SubmitError<impl Sized>>,
+) -> Result<TaskId, ApiError> {
     result.map(|handle| handle.id()).map_err(|error| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -63,7 +65,10 @@ async fn start_task(State(manager): App) -> Answer {
                         return Err(BoxError::from("stopped"));
                     }
                     std::thread::sleep(Duration::from_secs(1));
-                    ctx.progress(f64::from(i + 1) * 10.0, format!("Task progress: {}/10", i + 1))?;
+                    ctx.progress(
+                        f64::from(i + 1) * 10.0,
+                        format!("Task progress: {}/10", i + 1),
+                    )?;
                 }
                 Ok::<_, BoxError>(json!({ "result": "Task completed successfully" }))
             })
@@ -82,7 +87,9 @@ async fn task_status(State(manager): App, path: Result<Path<String>, PathRejecti
     let info = manager
         .task(id)
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-    let result = manager.stored_result::<Value>(id).map(|value| (*value).clone());
+    let result = manager
+        .stored_result::<Value>(id)
+        .map(|value| (*value).clone());
     Ok(Json(
         json!({ "task_id": id, "status": info.state, "result": result, "error": info.error }),
     ))
@@ -163,7 +170,10 @@ async fn start_monitoring(State(manager): App) -> Answer {
                 tracing::info!(%health, "system health");
                 Ok::<_, BoxError>(health)
             })
-            .every(Every::new(Duration::from_secs(10)).until(Instant::now() + Duration::from_secs(600)))
+            .every(
+                Every::new(Duration::from_secs(10))
+                    .until(Instant::now() + Duration::from_secs(600)),
+            )
             .label("system monitoring"),
         ),
     )?;
@@ -229,7 +239,9 @@ async fn task_progress(State(manager): App, path: Result<Path<String>, PathRejec
 /// `GET /active-tasks`.
 async fn active_tasks(State(manager): App) -> Answer {
     let active = manager.active_tasks();
-    Ok(Json(json!({ "total_count": active.len(), "active_tasks": active })))
+    Ok(Json(
+        json!({ "total_count": active.len(), "active_tasks": active }),
+    ))
 }
 
 /// A coin with a 30 % chance of heads, from the clock (no RNG crate for an example).
@@ -302,7 +314,9 @@ async fn custom_error_handling(State(manager): App) -> Answer {
             .label("custom error handling"),
         ),
     )?;
-    Ok(Json(json!({ "message": "Task with custom error handling started", "task_id": id })))
+    Ok(Json(
+        json!({ "message": "Task with custom error handling started", "task_id": id }),
+    ))
 }
 
 /// `POST /priority-task`: HIGH priority maintenance, five seconds.
@@ -339,7 +353,8 @@ async fn batch_processing(
     State(manager): App,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Answer {
-    let body = body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    let body =
+        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
     let items = if body.is_empty() {
         10
     } else {
@@ -480,7 +495,12 @@ async fn nightly_report(State(manager): App) -> Answer {
     let id = manager
         .enqueue(NightlyReport { day }, JobOptions::new())
         .await
-        .map_err(|error| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, error.to_string()))?;
+        .map_err(|error| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                error.to_string(),
+            )
+        })?;
     Ok(Json(json!({ "message": "Report enqueued", "job_id": id })))
 }
 
@@ -544,7 +564,10 @@ async fn main() -> Result<(), BoxError> {
         .route("/task-progress/{id}", get(task_progress))
         .route("/active-tasks", get(active_tasks))
         .route("/unreliable-task", post(unreliable_task))
-        .route("/task-with-custom-error-handling", post(custom_error_handling))
+        .route(
+            "/task-with-custom-error-handling",
+            post(custom_error_handling),
+        )
         .route("/priority-task", post(priority_task))
         .route("/batch-processing", post(batch_processing))
         .route("/shutdown-status", get(shutdown_status))

@@ -21,8 +21,8 @@ use crate::{ApiError, Shared};
 
 /// Upper bounds of the latency histograms' buckets, in seconds (then `+Inf`).
 const BOUNDS: [f64; 21] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Everything one scrape reports, read before encoding.
@@ -93,16 +93,56 @@ impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let counts = &self.analytics.counts;
         for (name, help, value) in [
-            ("errand_tasks_submitted", "Tasks accepted.", counts.submitted),
-            ("errand_attempts_executed", "Attempts run to their end.", counts.executed),
-            ("errand_tasks_succeeded", "Tasks that succeeded.", counts.succeeded),
-            ("errand_tasks_failed", "Tasks that failed for good.", counts.failed),
-            ("errand_tasks_retried", "Failed attempts sent back for a retry.", counts.retried),
-            ("errand_tasks_cancelled", "Tasks cancelled.", counts.cancelled),
-            ("errand_tasks_timed_out", "Tasks that timed out.", counts.timed_out),
-            ("errand_tasks_stopped", "Tasks stopped by a shutdown.", counts.stopped),
-            ("errand_panics", "Panics caught in user code.", counts.panicked),
-            ("errand_attempts_detached", "Blocking attempts detached.", counts.detached),
+            (
+                "errand_tasks_submitted",
+                "Tasks accepted.",
+                counts.submitted,
+            ),
+            (
+                "errand_attempts_executed",
+                "Attempts run to their end.",
+                counts.executed,
+            ),
+            (
+                "errand_tasks_succeeded",
+                "Tasks that succeeded.",
+                counts.succeeded,
+            ),
+            (
+                "errand_tasks_failed",
+                "Tasks that failed for good.",
+                counts.failed,
+            ),
+            (
+                "errand_tasks_retried",
+                "Failed attempts sent back for a retry.",
+                counts.retried,
+            ),
+            (
+                "errand_tasks_cancelled",
+                "Tasks cancelled.",
+                counts.cancelled,
+            ),
+            (
+                "errand_tasks_timed_out",
+                "Tasks that timed out.",
+                counts.timed_out,
+            ),
+            (
+                "errand_tasks_stopped",
+                "Tasks stopped by a shutdown.",
+                counts.stopped,
+            ),
+            (
+                "errand_panics",
+                "Panics caught in user code.",
+                counts.panicked,
+            ),
+            (
+                "errand_attempts_detached",
+                "Blocking attempts detached.",
+                counts.detached,
+            ),
         ] {
             counter(&mut encoder, name, help, value)?;
         }
@@ -118,8 +158,12 @@ impl Collector for Scrape {
                 &self.latency.execution,
             ),
         ] {
-            let mut family =
-                encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
             for level in Level::ALL {
                 let labels = [("priority", priority(level))];
                 histogram(
@@ -148,15 +192,60 @@ impl Collector for Scrape {
         let memory = &self.analytics.memory;
         let bytes = Some(&Unit::Bytes);
         for (name, help, unit, value) in [
-            ("errand_tasks_running", "Attempts running now.", None, self.analytics.running as f64),
-            ("errand_tasks_waiting", "Tasks waiting for a delay or a retry.", None, self.analytics.waiting as f64),
-            ("errand_peak_concurrency", "The most attempts ever running at once.", None, counts.peak_concurrency as f64),
-            ("errand_memory_budget_used", "Bytes of the memory budget in use.", bytes, memory.used as f64),
-            ("errand_memory_budget_limit", "The memory budget.", bytes, memory.limit as f64),
-            ("errand_memory_budget_peak", "The most bytes of the budget ever in use.", bytes, memory.peak as f64),
-            ("errand_stored_results", "Results held in the result store.", None, self.analytics.stored_results as f64),
-            ("errand_uptime", "Time since the manager was built.", Some(&Unit::Seconds), self.analytics.uptime.as_secs_f64()),
-            ("errand_dashboard_event_streams", "Event streams open now.", None, self.streams as f64),
+            (
+                "errand_tasks_running",
+                "Attempts running now.",
+                None,
+                self.analytics.running as f64,
+            ),
+            (
+                "errand_tasks_waiting",
+                "Tasks waiting for a delay or a retry.",
+                None,
+                self.analytics.waiting as f64,
+            ),
+            (
+                "errand_peak_concurrency",
+                "The most attempts ever running at once.",
+                None,
+                counts.peak_concurrency as f64,
+            ),
+            (
+                "errand_memory_budget_used",
+                "Bytes of the memory budget in use.",
+                bytes,
+                memory.used as f64,
+            ),
+            (
+                "errand_memory_budget_limit",
+                "The memory budget.",
+                bytes,
+                memory.limit as f64,
+            ),
+            (
+                "errand_memory_budget_peak",
+                "The most bytes of the budget ever in use.",
+                bytes,
+                memory.peak as f64,
+            ),
+            (
+                "errand_stored_results",
+                "Results held in the result store.",
+                None,
+                self.analytics.stored_results as f64,
+            ),
+            (
+                "errand_uptime",
+                "Time since the manager was built.",
+                Some(&Unit::Seconds),
+                self.analytics.uptime.as_secs_f64(),
+            ),
+            (
+                "errand_dashboard_event_streams",
+                "Event streams open now.",
+                None,
+                self.streams as f64,
+            ),
         ] {
             gauge(&mut encoder, name, help, unit, value)?;
         }
@@ -189,12 +278,36 @@ impl Collector for Scrape {
                 durable.in_memory as f64,
             )?;
             for (name, help, value) in [
-                ("errand_durable_enqueued", "Durable jobs enqueued by this process.", durable.enqueued),
-                ("errand_durable_claimed", "Durable jobs claimed from the store.", durable.claimed),
-                ("errand_durable_finished", "Durable attempts whose end was written.", durable.finished),
-                ("errand_store_transactions", "Store transactions committed or tried.", durable.transactions),
-                ("errand_store_failed_commits", "Store transactions that failed.", durable.failed_commits),
-                ("errand_durable_rescued", "Jobs whose lease expired, made pending again.", durable.rescued),
+                (
+                    "errand_durable_enqueued",
+                    "Durable jobs enqueued by this process.",
+                    durable.enqueued,
+                ),
+                (
+                    "errand_durable_claimed",
+                    "Durable jobs claimed from the store.",
+                    durable.claimed,
+                ),
+                (
+                    "errand_durable_finished",
+                    "Durable attempts whose end was written.",
+                    durable.finished,
+                ),
+                (
+                    "errand_store_transactions",
+                    "Store transactions committed or tried.",
+                    durable.transactions,
+                ),
+                (
+                    "errand_store_failed_commits",
+                    "Store transactions that failed.",
+                    durable.failed_commits,
+                ),
+                (
+                    "errand_durable_rescued",
+                    "Jobs whose lease expired, made pending again.",
+                    durable.rescued,
+                ),
             ] {
                 counter(&mut encoder, name, help, value)?;
             }

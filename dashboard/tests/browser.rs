@@ -161,7 +161,9 @@ async fn no_console_errors(client: &Client) {
 }
 
 fn card(name: &str) -> String {
-    format!("Number(document.querySelector('#card-{name} .value').textContent.replace(/[^0-9]/g, '') || -1)")
+    format!(
+        "Number(document.querySelector('#card-{name} .value').textContent.replace(/[^0-9]/g, '') || -1)"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +195,10 @@ async fn the_dashboard_works_in_a_real_browser() {
         .submit(
             Task::future(move |ctx: Context| async move {
                 for step in 1..=steps {
-                    ctx.progress(f64::from(step) * 100.0 / f64::from(steps), format!("batch {step} of {steps}"))?;
+                    ctx.progress(
+                        f64::from(step) * 100.0 / f64::from(steps),
+                        format!("batch {step} of {steps}"),
+                    )?;
                     ctx.sleep(Duration::from_millis(250)).await;
                 }
                 Ok::<_, BoxError>(())
@@ -230,7 +235,9 @@ async fn the_dashboard_works_in_a_real_browser() {
     manager
         .schedule(
             "nightly-report",
-            Invoice { customer: "ACME".into() },
+            Invoice {
+                customer: "ACME".into(),
+            },
             Every::new(Duration::from_secs(3600)),
             JobOptions::new().run_at(std::time::SystemTime::now() + Duration::from_secs(1800)),
         )
@@ -238,13 +245,20 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     let no_retries = RetryPolicy::builder().max_retries(0).build().unwrap();
     let invoice = manager
-        .enqueue(Invoice { customer: "ACME".into() }, JobOptions::new().retry(no_retries))
+        .enqueue(
+            Invoice {
+                customer: "ACME".into(),
+            },
+            JobOptions::new().retry(no_retries),
+        )
         .await
         .unwrap();
     for customer in ["Globex", "Initech", "Umbrella"] {
         manager
             .enqueue(
-                Invoice { customer: customer.into() },
+                Invoice {
+                    customer: customer.into(),
+                },
                 JobOptions::new().delay(Duration::from_secs(3600)),
             )
             .await
@@ -261,27 +275,37 @@ async fn the_dashboard_works_in_a_real_browser() {
         async move {
             let mut n = 0u32;
             while producing.load(Ordering::SeqCst) {
-                let priority = [Priority::LOW, Priority::NORMAL, Priority::CRITICAL][n as usize % 3];
-                drop(manager.submit(
-                    Task::future(move |ctx: Context| async move {
-                        ctx.sleep(Duration::from_millis(20 + u64::from(n % 7) * 15)).await;
-                        Ok::<_, BoxError>(())
-                    })
-                    .priority(priority),
-                ));
+                let priority =
+                    [Priority::LOW, Priority::NORMAL, Priority::CRITICAL][n as usize % 3];
+                drop(
+                    manager.submit(
+                        Task::future(move |ctx: Context| async move {
+                            ctx.sleep(Duration::from_millis(20 + u64::from(n % 7) * 15))
+                                .await;
+                            Ok::<_, BoxError>(())
+                        })
+                        .priority(priority),
+                    ),
+                );
                 n += 1;
                 // Every few seconds a burst, so the queue has a depth to show.
                 if n % 60 == 0 {
                     for k in 0..80u32 {
-                        let priority = if k % 4 == 0 { Priority::NORMAL } else { Priority::LOW };
-                        drop(manager.submit(
-                            Task::future(|ctx: Context| async move {
-                                ctx.sleep(Duration::from_millis(40)).await;
-                                Ok::<_, BoxError>(())
-                            })
-                            .priority(priority)
-                            .label("thumbnail"),
-                        ));
+                        let priority = if k % 4 == 0 {
+                            Priority::NORMAL
+                        } else {
+                            Priority::LOW
+                        };
+                        drop(
+                            manager.submit(
+                                Task::future(|ctx: Context| async move {
+                                    ctx.sleep(Duration::from_millis(40)).await;
+                                    Ok::<_, BoxError>(())
+                                })
+                                .priority(priority)
+                                .label("thumbnail"),
+                            ),
+                        );
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(40)).await;
@@ -297,26 +321,55 @@ async fn the_dashboard_works_in_a_real_browser() {
         .expect("loading the dashboard");
 
     // Loaded: the overview polled, the stream live, the active tasks listed.
-    until(&client, "the first overview", "window.__errandState.overviews", |v| v.as_u64() >= Some(1)).await;
-    until(&client, "the event stream", "document.getElementById('live').textContent", |v| v == "live").await;
-    let stuck_row = format!("document.querySelector('#active tr[data-id=\"{}\"]') !== null", stuck.id());
-    until(&client, "the task to cancel listed", &stuck_row, |v| v == &json!(true)).await;
+    until(
+        &client,
+        "the first overview",
+        "window.__errandState.overviews",
+        |v| v.as_u64() >= Some(1),
+    )
+    .await;
+    until(
+        &client,
+        "the event stream",
+        "document.getElementById('live').textContent",
+        |v| v == "live",
+    )
+    .await;
+    let stuck_row = format!(
+        "document.querySelector('#active tr[data-id=\"{}\"]') !== null",
+        stuck.id()
+    );
+    until(&client, "the task to cancel listed", &stuck_row, |v| {
+        v == &json!(true)
+    })
+    .await;
     no_console_errors(&client).await;
 
     // The numbers move while tasks run.
     let before = eval(&client, &card("succeeded")).await.as_i64().unwrap();
-    until(&client, "succeeded count rising", &card("succeeded"), |v| v.as_i64() > Some(before + 20)).await;
-    until(&client, "live updates applied", "window.__errandState.updates", |v| v.as_u64() > Some(50)).await;
+    until(&client, "succeeded count rising", &card("succeeded"), |v| {
+        v.as_i64() > Some(before + 20)
+    })
+    .await;
+    until(
+        &client,
+        "live updates applied",
+        "window.__errandState.updates",
+        |v| v.as_u64() > Some(50),
+    )
+    .await;
 
     // A progress bar advances.
     let width = format!(
         "parseFloat(document.querySelector('#active tr[data-id=\"{}\"] .bar > div').style.width)",
         processing.id()
     );
-    let first = until(&client, "the progress bar", &width, |v| v.as_f64().is_some_and(|w| w > 0.0))
-        .await
-        .as_f64()
-        .unwrap();
+    let first = until(&client, "the progress bar", &width, |v| {
+        v.as_f64().is_some_and(|w| w > 0.0)
+    })
+    .await
+    .as_f64()
+    .unwrap();
     until(&client, "the progress bar advancing", &width, |v| {
         v.as_f64().is_some_and(|w| w >= first + 5.0)
     })
@@ -325,7 +378,10 @@ async fn the_dashboard_works_in_a_real_browser() {
     // The cancel button cancels the running task (with the token from the address).
     assert_eq!(manager.state(stuck.id()), Some(State::Running));
     client
-        .find(Locator::Css(&format!("button.cancel[data-id=\"{}\"]", stuck.id())))
+        .find(Locator::Css(&format!(
+            "button.cancel[data-id=\"{}\"]",
+            stuck.id()
+        )))
         .await
         .expect("the cancel button")
         .click()
@@ -333,18 +389,34 @@ async fn the_dashboard_works_in_a_real_browser() {
         .expect("clicking cancel");
     let deadline = Instant::now() + PATIENCE;
     while manager.state(stuck.id()) != Some(State::Cancelled) {
-        assert!(Instant::now() < deadline, "the cancel button did not cancel {}", stuck.id());
+        assert!(
+            Instant::now() < deadline,
+            "the cancel button did not cancel {}",
+            stuck.id()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(stuck.await.is_err(), "a cancelled task's handle resolves with an error");
-    until(&client, "the cancelled task gone from the list", &stuck_row, |v| v == &json!(false)).await;
+    assert!(
+        stuck.await.is_err(),
+        "a cancelled task's handle resolves with an error"
+    );
+    until(
+        &client,
+        "the cancelled task gone from the list",
+        &stuck_row,
+        |v| v == &json!(false),
+    )
+    .await;
 
     // The retry button puts the failed durable job back; this time it succeeds.
     INVOICES_FAIL.store(false, Ordering::SeqCst);
     let retry = format!("button.retry-job[data-id=\"{invoice}\"]");
-    until(&client, "the retry button", &format!("document.querySelector('{retry}') !== null"), |v| {
-        v == &json!(true)
-    })
+    until(
+        &client,
+        "the retry button",
+        &format!("document.querySelector('{retry}') !== null"),
+        |v| v == &json!(true),
+    )
     .await;
     client
         .find(Locator::Css(&retry))
@@ -360,14 +432,20 @@ async fn the_dashboard_works_in_a_real_browser() {
             assert_eq!((job.attempt, job.failures), (2, 0));
             break;
         }
-        assert!(Instant::now() < deadline, "the retry button did not retry {invoice}: {job:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the retry button did not retry {invoice}: {job:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // Charts with some history, then the screenshot for review.
-    until(&client, "a few seconds of charts", "window.__errandState.samples.length", |v| {
-        v.as_u64() >= Some(20)
-    })
+    until(
+        &client,
+        "a few seconds of charts",
+        "window.__errandState.samples.length",
+        |v| v.as_u64() >= Some(20),
+    )
     .await;
     producing.store(false, Ordering::SeqCst);
     producer.await.unwrap();
@@ -383,6 +461,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     drop(driver);
     server.abort();
     let report = manager.shutdown(Duration::from_secs(5)).await;
-    assert!(report.unfinished.iter().all(|task| task.id != processing.id() || task.state == State::Running));
+    assert!(
+        report
+            .unfinished
+            .iter()
+            .all(|task| task.id != processing.id() || task.state == State::Running)
+    );
     drop(std::fs::remove_dir_all(&dir));
 }

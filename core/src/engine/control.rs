@@ -33,18 +33,20 @@ enum Stop {
 impl Inner {
     /// Cancels live task `id` on behalf of a user (`Stop::Cancel`) or a shutdown.
     fn stop(&self, id: TaskId, how: Stop) -> Result<State, CancelError> {
-        let record = self.records.get(id).ok_or(CancelError::Unknown { id })?;
+        let ended = || match self.history.find(id, &self.clock) {
+            Some(info) => CancelError::Finished {
+                id,
+                state: info.state,
+            },
+            None => CancelError::Unknown { id },
+        };
+        // A slot already released: the task ended (and may be in the history).
+        let record = self.records.get(id).ok_or_else(ended)?;
         let mut cold = record.lock();
         // Rule 4: under the cold lock the slot cannot be released; check it is still ours.
         if !self.records.contains(id) {
             drop(cold);
-            return Err(match self.history.find(id, &self.clock) {
-                Some(info) => CancelError::Finished {
-                    id,
-                    state: info.state,
-                },
-                None => CancelError::Unknown { id },
-            });
+            return Err(ended());
         }
         let step = record
             .state
