@@ -68,7 +68,10 @@
 //! while one is open: with none, the engine publishes nothing. At most ten frames a second
 //! go out (`event: updates`, a JSON object with the latest update of each task that
 //! changed, at most [`MAX_FRAME`] of them, and how many were dropped or coalesced), so a
-//! busy manager costs its streams a bounded amount of work whatever its rate. A stream
+//! busy manager costs its streams a bounded amount of work whatever its rate. A task
+//! submitted and ended between two frames is left out of them (it was never there to
+//! show; the counts in `api/overview` and `metrics` say it ran): a subscriber that wants
+//! every update uses [`Manager::subscribe`] itself. A stream
 //! that cannot keep up is sent `event: lagged`; one whose client went away is dropped at
 //! its next write (a keep-alive comment every few seconds makes one), freeing its share.
 //!
@@ -125,6 +128,7 @@ pub struct Dashboard<R: Runtime> {
     manager: Arc<Manager<R>>,
     token: Option<String>,
     results: Vec<ResultReader<R>>,
+    hub: Arc<stream::Hub>,
 }
 
 impl<R: Runtime> std::fmt::Debug for Dashboard<R> {
@@ -143,6 +147,7 @@ impl<R: Runtime> Clone for Dashboard<R> {
             manager: Arc::clone(&self.manager),
             token: self.token.clone(),
             results: self.results.clone(),
+            hub: Arc::clone(&self.hub),
         }
     }
 }
@@ -169,7 +174,24 @@ impl<R: Runtime> Dashboard<R> {
             manager,
             token: None,
             results: Vec::new(),
+            hub: Arc::new(stream::Hub::new()),
         }
+    }
+
+    /// Event streams open now, over every router this dashboard made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let _guard = runtime.enter();
+    /// let manager = std::sync::Arc::new(errand_tokio::builder().build().unwrap());
+    /// let dashboard = errand_dashboard::Dashboard::new(manager);
+    /// assert_eq!(dashboard.event_streams(), 0);
+    /// ```
+    #[must_use]
+    pub fn event_streams(&self) -> usize {
+        self.hub.streams()
     }
 
     /// Requires `Authorization: Bearer <token>` on every action (`POST`).
@@ -200,7 +222,7 @@ impl<R: Runtime> Dashboard<R> {
             manager: Arc::clone(&self.manager),
             token: self.token.clone(),
             results: self.results.clone(),
-            hub: Arc::new(stream::Hub::new()),
+            hub: Arc::clone(&self.hub),
             has_store: std::sync::OnceLock::new(),
         });
         let actions = Router::new()

@@ -2,7 +2,7 @@
 //! dropped when the last one closes, fanned out to every stream as frames of at most
 //! [`MAX_FRAME`] updates, at most every [`FRAME_EVERY`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use errand_core::TaskId;
-use errand_core::engine::{Manager, Runtime, TaskUpdate};
+use errand_core::engine::{Manager, Runtime, TaskUpdate, UpdateKind};
 use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
@@ -20,7 +20,7 @@ use crate::Shared;
 
 /// The most updates one frame carries: the latest of each task that changed, newest
 /// first kept.
-pub const MAX_FRAME: usize = 200;
+pub const MAX_FRAME: usize = 100;
 
 /// The shortest time between two frames.
 pub(crate) const FRAME_EVERY: Duration = Duration::from_millis(100);
@@ -46,8 +46,8 @@ pub(crate) struct Hub {
 struct Frame<'a> {
     /// Updates the engine wrote over before the pump read them.
     lost: u64,
-    /// Updates left out of this frame: older ones of a task with a newer one here, and
-    /// any beyond [`MAX_FRAME`].
+    /// Updates left out of this frame: older ones of a task with a newer one here, those
+    /// of tasks submitted and ended since the last frame, and any beyond [`MAX_FRAME`].
     coalesced: usize,
     updates: &'a [TaskUpdate],
 }
@@ -141,14 +141,26 @@ async fn pump<R: Runtime>(hub: Arc<Hub>, manager: Arc<Manager<R>>) {
     }
 }
 
-/// The latest update of each task in `batch` (oldest first), at most [`MAX_FRAME`] of
-/// them (the newest), and how many were left out.
+/// What a frame carries of `batch` (oldest first): the latest update of each task that
+/// changed, but none of a task that was submitted and ended within the batch (it was never
+/// there to show; the counts say it happened), at most [`MAX_FRAME`] of them (the newest),
+/// and how many updates were left out.
 fn coalesce(batch: &[TaskUpdate]) -> (Vec<TaskUpdate>, usize) {
     let mut latest: HashMap<TaskId, usize> = HashMap::with_capacity(batch.len());
+    let mut began: HashSet<TaskId> = HashSet::new();
     for (index, update) in batch.iter().enumerate() {
         latest.insert(update.id, index);
+        if matches!(update.kind, UpdateKind::Submitted { .. }) {
+            began.insert(update.id);
+        }
     }
-    let mut indices: Vec<usize> = latest.into_values().collect();
+    let mut indices: Vec<usize> = latest
+        .into_values()
+        .filter(|&index| {
+            let update = &batch[index];
+            !(update.state.is_terminal() && began.contains(&update.id))
+        })
+        .collect();
     indices.sort_unstable();
     let skip = indices.len().saturating_sub(MAX_FRAME);
     let kept: Vec<TaskUpdate> = indices[skip..]

@@ -717,21 +717,18 @@ async fn the_event_stream_sends_updates_and_frees_departed_clients() {
     }
     streams_become(&app, 20, &manager).await;
 
-    // A task's progress and end reach every stream.
-    let task = manager
-        .submit(
-            Task::blocking(|ctx: &Context| {
-                ctx.progress(60.0, "almost")?;
-                Ok::<_, BoxError>(())
-            })
-            .label("streamed"),
-        )
-        .unwrap();
+    // A task's progress and then its end reach every stream.
+    let open = Arc::new(AtomicBool::new(false));
+    let task = manager.submit(held(&open)).unwrap();
     let id = task.id().to_string();
-    task.await.unwrap();
     for (stream, seen) in &mut clients {
         read_until(stream, seen, "event: updates").await;
         read_until(stream, seen, &format!("\"id\":\"{id}\"")).await;
+        read_until(stream, seen, "\"message\":\"halfway there\"").await;
+    }
+    open.store(true, Ordering::SeqCst);
+    task.await.unwrap();
+    for (stream, seen) in &mut clients {
         read_until(stream, seen, "\"state\":\"succeeded\"").await;
     }
     // The frames are the JSON the page reads.
@@ -756,9 +753,15 @@ async fn the_event_stream_sends_updates_and_frees_departed_clients() {
     streams_become(&app, 0, &manager).await;
     // A new client after that is served again.
     let (mut stream, mut seen) = open_stream(addr).await;
-    let again = manager.spawn_blocking(|_| Ok::<_, BoxError>(())).unwrap();
-    let again_id = again.id().to_string();
+    let gate = Arc::new(AtomicBool::new(false));
+    let again = manager.submit(held(&gate)).unwrap();
+    read_until(
+        &mut stream,
+        &mut seen,
+        &format!("\"id\":\"{}\"", again.id()),
+    )
+    .await;
+    gate.store(true, Ordering::SeqCst);
     again.await.unwrap();
-    read_until(&mut stream, &mut seen, &format!("\"id\":\"{again_id}\"")).await;
     server.abort();
 }
