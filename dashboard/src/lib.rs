@@ -66,6 +66,8 @@
 //!
 //! One engine subscription ([`Manager::subscribe`]) serves every open stream, and only
 //! while one is open: with none, the engine publishes nothing. At most ten frames a second
+//! (two while the manager outruns the stream: a frame that was full or whose `lost` is
+//! above 0, which then carries only progress; readers resynchronise from `api/tasks`)
 //! go out (`event: updates`, a JSON object with the latest update of each task that
 //! changed, at most [`MAX_FRAME`] of them, and how many were dropped or coalesced), so a
 //! busy manager costs its streams a bounded amount of work whatever its rate. A task

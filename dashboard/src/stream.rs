@@ -1,6 +1,7 @@
 //! The event stream: one engine subscription, started when the first stream opens and
 //! dropped when the last one closes, fanned out to every stream as frames of at most
-//! [`MAX_FRAME`] updates, at most every [`FRAME_EVERY`].
+//! [`MAX_FRAME`] updates, at most every [`FRAME_EVERY`] (every [`FRAME_EVERY_BUSY`] while
+//! the manager outruns them).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -24,6 +25,10 @@ pub const MAX_FRAME: usize = 100;
 
 /// The shortest time between two frames.
 pub(crate) const FRAME_EVERY: Duration = Duration::from_millis(100);
+
+/// The shortest time after a frame that was full or lost updates (the manager outruns
+/// its streams: fewer, fuller frames bound what the streams cost it).
+pub(crate) const FRAME_EVERY_BUSY: Duration = Duration::from_millis(500);
 
 /// Frames a stream may fall behind by before it is told it lagged.
 const BACKLOG: usize = 32;
@@ -127,7 +132,15 @@ async fn pump<R: Runtime>(hub: Arc<Hub>, manager: Arc<Manager<R>>) {
         }
         batch.clear();
         let lost = updates.drain(&mut batch);
-        let (kept, coalesced) = coalesce(&batch);
+        let (mut kept, mut coalesced) = coalesce(&batch);
+        let busy = lost > 0 || kept.len() >= MAX_FRAME;
+        if lost > 0 {
+            // Overloaded: the stream is incomplete anyway, and its readers resynchronise
+            // from the snapshots; only progress, what they cannot poll smoothly, goes on.
+            let before = kept.len();
+            kept.retain(|update| matches!(update.kind, UpdateKind::Progress { .. }));
+            coalesced += before - kept.len();
+        }
         let frame = Frame {
             lost,
             coalesced,
@@ -137,7 +150,7 @@ async fn pump<R: Runtime>(hub: Arc<Hub>, manager: Arc<Manager<R>>) {
             // No receiver: the last stream just closed; the loop's check stops the pump.
             drop(hub.frames.send(text.into()));
         }
-        tokio::time::sleep(FRAME_EVERY).await;
+        tokio::time::sleep(if busy { FRAME_EVERY_BUSY } else { FRAME_EVERY }).await;
     }
 }
 
