@@ -8,7 +8,6 @@
 //! cargo run --release -p errand-tokio --example tour
 //! ```
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +41,17 @@ impl DurableJob for Invoice {
 }
 
 fn main() -> Result<(), BoxError> {
+    // The engine's tracing (errand-core's `tracing` feature): a span per attempt, events for
+    // retries, failures, timeouts and cancels. `RUST_LOG=errand_core=debug` shows more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("errand_core=info")),
+        )
+        .without_time()
+        .with_target(false)
+        .compact()
+        .init();
     // The async work runs on tokio; this thread plays the web handlers' part.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -64,6 +74,8 @@ fn main() -> Result<(), BoxError> {
         "Generating report...",
         "Saving results...",
     ];
+    // The bar follows the task's updates as they happen (`Manager::subscribe`), no polling.
+    let mut updates = manager.subscribe();
     let processing = manager.submit(
         Task::future(move |ctx: Context| async move {
             for (i, step) in steps.iter().enumerate() {
@@ -76,18 +88,36 @@ fn main() -> Result<(), BoxError> {
         .label("data processing"),
     )?;
     let id = processing.id();
-    while !processing.is_finished() {
-        if let Some(info) = manager.task(id) {
-            bar(
-                &info.label.unwrap_or_default(),
-                info.progress,
-                info.message.as_deref(),
-            );
+    let bar = indicatif::ProgressBar::new(100).with_style(
+        indicatif::ProgressStyle::with_template("  {prefix:<16} [{bar:30}] {pos:>3}% {msg}")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("data processing");
+    let mut seen = Vec::new();
+    'follow: loop {
+        seen.clear();
+        updates.drain(&mut seen);
+        for update in seen.iter().filter(|update| update.id == id) {
+            match &update.kind {
+                UpdateKind::Progress { percent, message } => {
+                    bar.set_position(*percent as u64);
+                    bar.set_message(message.clone());
+                }
+                UpdateKind::Ended { .. } => break 'follow,
+                _ => {}
+            }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if !updates.wait(Duration::from_secs(10)) {
+            break;
+        }
     }
-    bar("data processing", 100.0, Some("done"));
-    println!("\n  result: {}", processing.wait()?);
+    drop(updates);
+    bar.finish_with_message("done");
+    if bar.is_hidden() {
+        // Not a terminal: the bar draws nothing, so say where it got to.
+        println!("  data processing: {}% done", bar.position());
+    }
+    println!("  result: {}", processing.wait()?);
 
     section("Retries with exponential backoff");
     let attempts = Arc::new(Mutex::new(Vec::new()));
@@ -424,16 +454,4 @@ fn main() -> Result<(), BoxError> {
 
 fn section(title: &str) {
     println!("\n== {title}");
-}
-
-/// Draws a one-line progress bar in place.
-fn bar(label: &str, percent: f64, message: Option<&str>) {
-    let filled = (percent / 5.0).round() as usize;
-    print!(
-        "\r  {label:<16} [{}{}] {percent:>5.1}% {:<28}",
-        "#".repeat(filled),
-        ".".repeat(20 - filled.min(20)),
-        message.unwrap_or("")
-    );
-    let _ = std::io::stdout().flush();
 }

@@ -356,25 +356,7 @@ impl Store for PgStore {
     }
 
     fn schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
-        let bodies: Vec<String> = self.conn.run("reading the schedules", async |client| {
-            Ok(client
-                .query("SELECT body FROM errand_schedules ORDER BY name", &[])
-                .await?
-                .iter()
-                .map(|row| row.get(0))
-                .collect())
-        })?;
-        bodies
-            .iter()
-            .map(|body| {
-                serde_json::from_str(body).map_err(|error| {
-                    StoreError::new(
-                        StoreErrorKind::Decode,
-                        format!("a stored schedule did not decode: {error}"),
-                    )
-                })
-            })
-            .collect()
+        read::schedules(&mut self.conn)
     }
 
     fn reader(&self) -> Arc<dyn StoreReader> {

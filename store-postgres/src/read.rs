@@ -2,8 +2,8 @@
 
 use std::sync::Mutex;
 
-use errand_core::engine::durable::{JobFilter, JobRow, StoreReader};
-use errand_core::engine::{JobId, JobState, StoreError};
+use errand_core::engine::durable::{JobFilter, JobRow, ScheduleRow, StoreReader};
+use errand_core::engine::{JobId, JobState, StoreError, StoreErrorKind};
 
 use crate::conn::Conn;
 use crate::rows::{code, columns, job_row};
@@ -69,6 +69,10 @@ impl StoreReader for Reader {
         })
     }
 
+    fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError> {
+        schedules(&mut self.conn())
+    }
+
     fn pending_kinds(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.conn()
             .run("counting pending jobs by kind", async |client| {
@@ -87,4 +91,27 @@ impl StoreReader for Reader {
                     .collect())
             })
     }
+}
+
+/// Every schedule, by name, read on `conn` (the writer's and the reader's query).
+pub(crate) fn schedules(conn: &mut Conn) -> Result<Vec<ScheduleRow>, StoreError> {
+    let bodies: Vec<String> = conn.run("reading the schedules", async |client| {
+        Ok(client
+            .query("SELECT body FROM errand_schedules ORDER BY name", &[])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    })?;
+    bodies
+        .iter()
+        .map(|body| {
+            serde_json::from_str(body).map_err(|error| {
+                StoreError::new(
+                    StoreErrorKind::Decode,
+                    format!("a stored schedule did not decode: {error}"),
+                )
+            })
+        })
+        .collect()
 }

@@ -24,6 +24,7 @@ pub(crate) struct Statements {
     finish: Statement,
     progress: Statement,
     cancel: Statement,
+    retry: Statement,
     heartbeat: Statement,
     rescue: Statement,
     prune: Statement,
@@ -84,6 +85,22 @@ impl Statements {
                      upd AS (UPDATE errand_jobs j SET state = 4, finished_at = $2, \
                      lease_until = NULL FROM old WHERE j.id = old.id AND old.state IN (0, 1) \
                      RETURNING j.id) SELECT state FROM old",
+                )
+                .await?,
+            // The unique key is checked in the statement: a key another unfinished job
+            // holds now leaves the row as it was instead of failing the batch on the index.
+            retry: client
+                .prepare(
+                    "WITH old AS (SELECT id, state, unique_key FROM errand_jobs WHERE id = $1 \
+                     FOR UPDATE), \
+                     upd AS (UPDATE errand_jobs j SET state = 0, run_at = $2, failures = 0, \
+                     result = NULL, expires_at = NULL, finished_at = NULL, progress = 0, \
+                     message = NULL, node = NULL, lease_until = NULL FROM old \
+                     WHERE j.id = old.id AND old.state IN (3, 4, 5) \
+                     AND (old.unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM errand_jobs o \
+                     WHERE o.unique_key = old.unique_key AND o.state IN (0, 1))) \
+                     RETURNING j.id) \
+                     SELECT old.state, EXISTS (SELECT 1 FROM upd) FROM old",
                 )
                 .await?,
             heartbeat: client
@@ -187,6 +204,7 @@ pub(crate) enum Reply {
     Changed(u64),
     Rescued(u64, Option<i64>),
     Cancelled(Option<i16>),
+    Retried(Option<(i16, bool)>),
     Held(Vec<i64>),
     Nothing,
 }
@@ -325,7 +343,7 @@ fn makes_work(op: &Op) -> bool {
     match op {
         Op::Insert { job, .. } => !job.claimed,
         Op::Finish { finish, .. } => matches!(finish, Finish::Retry { .. } | Finish::Release),
-        Op::Rescue { .. } => true,
+        Op::Rescue { .. } | Op::Retry { .. } => true,
         _ => false,
     }
 }
@@ -434,6 +452,16 @@ fn send<'t>(
                 ))
             })]
         }
+        Op::Retry { id, at, .. } => {
+            let (id, at) = (id.get() as i64, *at);
+            vec![Box::pin(async move {
+                Ok(Reply::Retried(
+                    tx.query_opt(&st.retry, &[&id, &at])
+                        .await?
+                        .map(|row| (row.get(0), row.get(1))),
+                ))
+            })]
+        }
         Op::Heartbeat { now, jobs, .. } => {
             let lease_until = now.saturating_add(who.lease_ms);
             let ids: Vec<i64> = jobs.iter().map(|(id, _)| id.get() as i64).collect();
@@ -515,6 +543,17 @@ fn take(op: &mut Op, reply: Reply) {
             *reply = state
                 .and_then(|state| u8::try_from(state).ok())
                 .and_then(JobState::from_code);
+        }
+        (
+            Op::Retry {
+                reply, requeued, ..
+            },
+            Reply::Retried(row),
+        ) => {
+            *reply = row
+                .and_then(|(state, _)| u8::try_from(state).ok())
+                .and_then(JobState::from_code);
+            *requeued = row.is_some_and(|(_, changed)| changed);
         }
         (Op::Heartbeat { jobs, reply, .. }, Reply::Held(held)) => {
             *reply = jobs

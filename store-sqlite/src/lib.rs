@@ -294,22 +294,7 @@ impl Store for SqliteStore {
     }
 
     fn schedules(&mut self) -> Result<Vec<ScheduleRow>, StoreError> {
-        let bodies: Vec<String> = self
-            .conn
-            .prepare_cached("SELECT body FROM errand_schedules ORDER BY name")
-            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
-            .doing("reading the schedules")?;
-        bodies
-            .iter()
-            .map(|body| {
-                serde_json::from_str(body).map_err(|error| {
-                    StoreError::new(
-                        StoreErrorKind::Decode,
-                        format!("a stored schedule did not decode: {error}"),
-                    )
-                })
-            })
-            .collect()
+        read::schedules(&self.conn)
     }
 
     fn reader(&self) -> Arc<dyn StoreReader> {

@@ -3,8 +3,8 @@
 
 use std::sync::Mutex;
 
-use errand_core::engine::durable::{JobFilter, JobRow, StoreReader};
-use errand_core::engine::{JobId, JobState, StoreError};
+use errand_core::engine::durable::{JobFilter, JobRow, ScheduleRow, StoreReader};
+use errand_core::engine::{JobId, JobState, StoreError, StoreErrorKind};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Context;
@@ -70,6 +70,10 @@ impl StoreReader for Reader {
             .doing("listing jobs")
     }
 
+    fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError> {
+        schedules(&self.conn())
+    }
+
     fn pending_kinds(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.conn()
             .prepare_cached(
@@ -83,4 +87,23 @@ impl StoreReader for Reader {
             })
             .doing("counting pending jobs by kind")
     }
+}
+
+/// Every schedule on `conn`, by name (the writer's and the reader's query).
+pub(crate) fn schedules(conn: &Connection) -> Result<Vec<ScheduleRow>, StoreError> {
+    let bodies: Vec<String> = conn
+        .prepare_cached("SELECT body FROM errand_schedules ORDER BY name")
+        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+        .doing("reading the schedules")?;
+    bodies
+        .iter()
+        .map(|body| {
+            serde_json::from_str(body).map_err(|error| {
+                StoreError::new(
+                    StoreErrorKind::Decode,
+                    format!("a stored schedule did not decode: {error}"),
+                )
+            })
+        })
+        .collect()
 }

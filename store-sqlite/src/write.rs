@@ -71,6 +71,12 @@ pub(crate) fn apply(
                 .doing("recording progress")?;
             }
             Op::Cancel { id, at, reply } => *reply = cancel(tx, *id, *at)?,
+            Op::Retry {
+                id,
+                at,
+                reply,
+                requeued,
+            } => (*reply, *requeued) = retry(tx, *id, *at)?,
             Op::Heartbeat { now, jobs, reply } => {
                 let lease_until = now.saturating_add(who.lease_ms);
                 let mut statement = tx
@@ -417,6 +423,50 @@ fn cancel(tx: &Transaction<'_>, id: JobId, at: UnixMillis) -> Result<Option<JobS
         .doing("cancelling a job")?;
     }
     Ok(Some(state))
+}
+
+/// Puts a failed, cancelled or timed-out job back (`Op::Retry`): its state before, and
+/// whether it is pending again. The unique key is checked in the statement, so a key now
+/// held by another unfinished job leaves the row as it was rather than failing the batch
+/// on the unique index.
+fn retry(
+    tx: &Transaction<'_>,
+    id: JobId,
+    at: UnixMillis,
+) -> Result<(Option<JobState>, bool), StoreError> {
+    let id = id.get() as i64;
+    let state: Option<u8> = tx
+        .prepare_cached("SELECT state FROM errand_jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |row| row.get(0)).optional())
+        .doing("reading a job's state")?;
+    let Some(state) = state.and_then(JobState::from_code) else {
+        return Ok((None, false));
+    };
+    if !errand_core::engine::durable::is_retryable(state) {
+        return Ok((Some(state), false));
+    }
+    let changed = tx
+        .prepare_cached(
+            "UPDATE errand_jobs SET state = ?2, run_at = ?3, failures = 0, result = NULL, \
+             expires_at = NULL, finished_at = NULL, progress = 0, message = NULL, \
+             node = NULL, lease_until = NULL \
+             WHERE id = ?1 AND state IN (?4, ?5, ?6) AND (unique_key IS NULL OR NOT EXISTS \
+             (SELECT 1 FROM errand_jobs AS other WHERE other.unique_key = errand_jobs.unique_key \
+             AND other.state IN (?2, ?7)))",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                PENDING,
+                at,
+                JobState::Failed.code(),
+                JobState::Cancelled.code(),
+                JobState::TimedOut.code(),
+                RUNNING
+            ])
+        })
+        .doing("putting a job back")?;
+    Ok((Some(state), changed > 0))
 }
 
 /// Creates or replaces a schedule.

@@ -431,3 +431,114 @@ pub fn progress_and_timeouts_are_recorded<A: Adapter, P: Place>() {
         ),
     }
 }
+
+/// A job that failed or was cancelled is put back by `retry_job`: pending again with a
+/// fresh retry budget, its attempt count going on; a succeeded one, a job whose unique key
+/// another unfinished job holds now, and an unknown id are refused, each saying why.
+pub fn finished_jobs_can_be_retried<A: Adapter, P: Place>() {
+    use errand_core::engine::Retried;
+    let place = P::fresh();
+    let manager = durable::<A, P>(&place).build().unwrap();
+    let no_retries = RetryPolicy::builder().max_retries(0).build().unwrap();
+    let id = manager
+        .enqueue(
+            Flaky {
+                name: unique("retry-me"),
+                fails: 1,
+            },
+            JobOptions::new().retry(no_retries),
+        )
+        .wait()
+        .unwrap();
+    let failed = finished(&manager, id);
+    assert_eq!((failed.job_state, failed.failures), (JobState::Failed, 1));
+    assert_eq!(
+        manager.retry_job(id).wait().unwrap(),
+        Some(Retried::Requeued {
+            from: JobState::Failed
+        })
+    );
+    let again = finished(&manager, id);
+    assert_eq!(again.job_state, JobState::Succeeded);
+    // The second attempt, and no failure counted against its new budget.
+    assert_eq!((again.attempt, again.failures), (2, 0));
+    assert_eq!(manager.job_result::<Flaky>(id).unwrap(), Some(2));
+    assert_eq!(
+        manager.retry_job(id).wait().unwrap(),
+        Some(Retried::NotRetryable {
+            state: JobState::Succeeded
+        })
+    );
+    // A cancelled job whose key a newer job now holds stays cancelled.
+    let key = unique("retry-key");
+    let first = manager
+        .enqueue(
+            Double(1),
+            JobOptions::new()
+                .delay(Duration::from_secs(3600))
+                .unique(key.clone()),
+        )
+        .wait()
+        .unwrap();
+    manager.cancel_job(first).wait().unwrap();
+    let second = manager
+        .enqueue(
+            Double(2),
+            JobOptions::new()
+                .delay(Duration::from_secs(3600))
+                .unique(key),
+        )
+        .wait()
+        .unwrap();
+    assert_eq!(
+        manager.retry_job(first).wait().unwrap(),
+        Some(Retried::KeyHeld {
+            state: JobState::Cancelled
+        })
+    );
+    assert_eq!(
+        manager.job(first).unwrap().unwrap().job_state,
+        JobState::Cancelled
+    );
+    // Once the key is free again, the retry goes through.
+    manager.cancel_job(second).wait().unwrap();
+    assert_eq!(
+        manager.retry_job(first).wait().unwrap(),
+        Some(Retried::Requeued {
+            from: JobState::Cancelled
+        })
+    );
+    assert_eq!(finished(&manager, first).job_state, JobState::Succeeded);
+    assert_eq!(manager.retry_job(JobId::new(999_999)).wait().unwrap(), None);
+}
+
+/// Stored schedules are listed by name with their next run, from the store.
+pub fn schedules_are_listed_with_their_next_run<A: Adapter, P: Place>() {
+    let place = P::fresh();
+    let manager = durable::<A, P>(&place).build().unwrap();
+    let name = unique("listed");
+    let every = Every::new(Duration::from_secs(3600)).times(3);
+    let start = std::time::SystemTime::now() + Duration::from_secs(600);
+    manager
+        .schedule(&name, Double(5), every, JobOptions::new().run_at(start))
+        .wait()
+        .unwrap();
+    let listed = manager.schedules().unwrap();
+    let schedule = listed
+        .iter()
+        .find(|schedule| schedule.name == name)
+        .expect("the schedule is listed");
+    assert_eq!(schedule.kind, Double::KIND);
+    assert_eq!(schedule.interval, Duration::from_secs(3600));
+    assert_eq!((schedule.fired, schedule.max_ticks), (0, Some(3)));
+    let next = schedule.next_run.expect("a first tick is due");
+    let off = next
+        .duration_since(start)
+        .unwrap_or_else(|early| early.duration());
+    assert!(
+        off < Duration::from_secs(1),
+        "next run {next:?}, start {start:?}"
+    );
+    assert!(manager.unschedule(&name).wait().unwrap());
+    assert!(manager.schedules().unwrap().iter().all(|s| s.name != name));
+}

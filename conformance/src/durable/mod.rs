@@ -58,6 +58,8 @@ macro_rules! store_suite {
             bad_payloads_fail_alone_and_unknown_kinds_wait,
             pending_and_running_jobs_can_be_cancelled,
             progress_and_timeouts_are_recorded,
+            finished_jobs_can_be_retried,
+            schedules_are_listed_with_their_next_run,
         );
     };
     (@tests $adapter:ty, $place:ty; $($name:ident,)*) => {

@@ -91,7 +91,11 @@ pub fn many_ops_in_one_commit_answer_each_alone<A: Adapter, P: Place>() {
     let reader = store.reader();
     for (n, id) in ids.iter().enumerate() {
         let row = reader.job(*id).unwrap().expect("the answered id exists");
-        assert_eq!(row.payload, n.to_string(), "insert {n} answered another job's id");
+        assert_eq!(
+            row.payload,
+            n.to_string(),
+            "insert {n} answered another job's id"
+        );
         let expected = if n % 5 == 0 {
             JobState::Running
         } else {

@@ -18,7 +18,7 @@ use super::inner::{Inner, Seat, ceil_ms, far_future, lock};
 use super::record::{Cold, DETACHED, Extra, INLINE, Record, STOPPED};
 use super::spec::{Limit, MissedTicks, Overlap, Store};
 use super::timers::Kind;
-use crate::{Event as TaskEvent, MemoryBudget, RetryDecision, State, TaskId};
+use crate::{Event as TaskEvent, Level, MemoryBudget, RetryDecision, State, TaskId};
 
 /// A task a worker claimed: it won `Start` and owns the job until it applies an end event.
 pub(crate) struct Claimed {
@@ -27,6 +27,9 @@ pub(crate) struct Claimed {
     /// The attempt's context: lent to a blocking job, given to an async job's future
     /// when it starts.
     pub(crate) ctx: Option<Context>,
+    /// The attempt's span (id, label, priority, attempt), entered while its code runs.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
 /// What the engine needs to end an attempt, apart from its job.
@@ -35,6 +38,8 @@ pub(crate) struct AttemptMeta {
     pub(crate) id: TaskId,
     /// Which attempt this is (1 for the first).
     attempt: u32,
+    /// The queue level it was dispatched from (its execution time is recorded there).
+    level: Level,
     /// When it started, in nanoseconds since the epoch.
     started: u64,
     /// Whether a timeout timer was armed for this attempt.
@@ -126,6 +131,8 @@ impl Inner {
                     });
                 (cold.attempt, cold.timeout(), recurring, store, job_id)
             };
+            #[cfg(feature = "tracing")]
+            let span = attempt_span(id, record, attempt);
             let timed = match timeout {
                 Some(timeout) => {
                     let tick = started.div_ceil(1_000_000).saturating_add(ceil_ms(timeout));
@@ -135,11 +142,13 @@ impl Inner {
                 None => false,
             };
             self.tally.start();
+            self.tell_started(id, started, attempt);
             let host: Arc<dyn Host> = seat.clone();
             return Some(Claimed {
                 meta: AttemptMeta {
                     id,
                     attempt,
+                    level,
                     started,
                     timed,
                     recurring,
@@ -147,6 +156,8 @@ impl Inner {
                 },
                 job,
                 ctx: Some(Context::new(host, id, attempt, job_id)),
+                #[cfg(feature = "tracing")]
+                span,
             });
         }
     }
@@ -154,7 +165,7 @@ impl Inner {
     /// Ends an attempt: decides about a failure (retry or not), applies the result to the
     /// state cell (or learns what beat it), publishes it to the handle, finalizes.
     pub(crate) fn finish(&self, claimed: Claimed, outcome: Outcome) -> End {
-        let Claimed { meta, job, ctx } = claimed;
+        let Claimed { meta, job, ctx, .. } = claimed;
         drop(ctx);
         let at = self.end_attempt(&meta, &outcome);
         let end = self.end(meta, job, outcome, at);
@@ -219,7 +230,7 @@ impl Inner {
     /// unrun, or its worker dropped mid-attempt with the runtime): the task fails, with no
     /// retry, and its handle resolves.
     pub(crate) fn lost(&self, claimed: Claimed) -> End {
-        let Claimed { meta, job, ctx } = claimed;
+        let Claimed { meta, job, ctx, .. } = claimed;
         drop(ctx);
         let error = TaskError::failed("the runtime dropped the attempt before it ended");
         self.end_attempt(&meta, &Ok(()));
@@ -251,7 +262,7 @@ impl Inner {
         let shard = self.stats.mine();
         shard.executed.inc();
         let at = self.now_ns();
-        shard.execution.record(at.saturating_sub(meta.started));
+        shard.execution[meta.level.index()].record(at.saturating_sub(meta.started));
         if let Err(error) = outcome {
             if error.panic_message().is_some() {
                 shard.panicked.inc();
@@ -387,6 +398,13 @@ impl Inner {
                 None,
             );
         }
+        self.tell_rescheduled(
+            id,
+            match next {
+                Next::At(due) => Some(due),
+                _ => None,
+            },
+        );
         match next {
             Next::At(due) => self.arm(id, self.tick_at(due), Kind::Wake),
             // Still our token: queue it now, unless a cancel won from `Scheduled`.
@@ -429,6 +447,13 @@ impl Inner {
             );
         }
         self.stats.mine().retried.inc();
+        if self.events.on() || cfg!(feature = "tracing") {
+            let (attempt, text) = {
+                let cold = record.lock();
+                (cold.attempt, cold.error.clone())
+            };
+            self.tell_retrying(id, attempt, text.as_deref(), delay);
+        }
         // The attempt's error is the task's code (its own error type) to drop.
         let mut notes = Notes::new();
         notes.check("dropping the attempt's error", guard::drop(error));
@@ -467,7 +492,7 @@ impl Inner {
         let mut job = job;
         let mut notes = Notes::new();
         match record.state.apply(event) {
-            Ok(_) => {
+            Ok(step) => {
                 let shard = self.stats.mine();
                 let counter = if result.is_ok() {
                     &shard.succeeded
@@ -493,6 +518,12 @@ impl Inner {
                         cold.error = Some(text.into());
                     }
                     self.note_locked(&mut cold, core::mem::take(&mut notes));
+                    if self.events.on() || cfg!(feature = "tracing") {
+                        let error = (step.transition.to != State::Succeeded)
+                            .then_some(cold.error.as_deref())
+                            .flatten();
+                        self.tell_ended(id, step.transition.to, cold.attempt, error, ended);
+                    }
                     let hook = cold.take_hook();
                     self.finalize_locked(id, record, &mut cold);
                     hook
@@ -612,4 +643,22 @@ fn tell_end(hook: &Arc<dyn OnEnd>, job: &mut JobRef, result: &Outcome, stopped: 
             error: Some(error),
         }),
     }
+}
+
+/// The span of attempt `attempt` of task `id` (its label copied only if the span is on).
+#[cfg(feature = "tracing")]
+fn attempt_span(id: TaskId, record: &Record, attempt: u32) -> tracing::Span {
+    let span = tracing::info_span!(
+        "errand.attempt",
+        task = %id,
+        label = tracing::field::Empty,
+        priority = record.priority().0,
+        attempt,
+    );
+    if !span.is_disabled() {
+        if let Some(label) = record.lock().label.as_deref() {
+            span.record("label", label);
+        }
+    }
+    span
 }

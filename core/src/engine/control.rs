@@ -33,18 +33,20 @@ enum Stop {
 impl Inner {
     /// Cancels live task `id` on behalf of a user (`Stop::Cancel`) or a shutdown.
     fn stop(&self, id: TaskId, how: Stop) -> Result<State, CancelError> {
-        let record = self.records.get(id).ok_or(CancelError::Unknown { id })?;
+        let ended = || match self.history.find(id, &self.clock) {
+            Some(info) => CancelError::Finished {
+                id,
+                state: info.state,
+            },
+            None => CancelError::Unknown { id },
+        };
+        // A slot already released: the task ended (and may be in the history).
+        let record = self.records.get(id).ok_or_else(ended)?;
         let mut cold = record.lock();
         // Rule 4: under the cold lock the slot cannot be released; check it is still ours.
         if !self.records.contains(id) {
             drop(cold);
-            return Err(match self.history.find(id, &self.clock) {
-                Some(info) => CancelError::Finished {
-                    id,
-                    state: info.state,
-                },
-                None => CancelError::Unknown { id },
-            });
+            return Err(ended());
         }
         let step = record
             .state
@@ -57,6 +59,7 @@ impl Inner {
             Stop::Cancel => self.stats.mine().cancelled.inc(),
             Stop::Shutdown => self.stats.mine().stopped.inc(),
         }
+        self.tell_ended(id, State::Cancelled, cold.attempt, None, None);
         let from = step.transition.from;
         if from == State::Running {
             // The worker owns the job: tell it (the future of an async attempt is dropped,
@@ -166,6 +169,7 @@ impl Inner {
         if let Some(hook) = cold.extra.as_ref().and_then(|extra| extra.on_end.as_ref()) {
             hook.progress(percent, &message);
         }
+        self.tell_progress(id, percent, &message);
         cold.progress = percent;
         cold.message = Some(message.into_boxed_str());
         true

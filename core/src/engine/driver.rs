@@ -234,6 +234,13 @@ trait Runs {
     const INLINE: bool;
     /// Runs a claimed blocking attempt here and now to its end, or gives it back to be
     /// run by [`offload`](Self::offload).
+    #[cfg_attr(
+        feature = "tracing",
+        allow(
+            clippy::result_large_err,
+            reason = "with tracing, a claimed attempt carries its span; it is moved once"
+        )
+    )]
     fn here(&self, seat: &Seat, claimed: Claimed) -> Result<End, Claimed>;
     /// Runs a blocking attempt [`here`](Self::here) gave back, to its end.
     fn offload(&self, seat: &Seat, claimed: Claimed) -> impl Future<Output = End>;
@@ -436,6 +443,8 @@ fn yield_now() -> impl Future<Output = ()> {
 
 /// Runs one attempt of a claimed blocking job on this thread.
 fn call(claimed: &mut Claimed) -> Outcome {
+    #[cfg(feature = "tracing")]
+    let _span = claimed.span.clone().entered();
     let ctx = claimed
         .ctx
         .as_ref()
@@ -482,9 +491,13 @@ async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
     let Some(record) = inner.record(claimed.meta.id) else {
         return Err(TaskError::cancelled());
     };
+    #[cfg(feature = "tracing")]
+    let span = claimed.span.clone();
     let Claimed { job, ctx, .. } = claimed;
     let mut registered = false;
     let outcome = std::future::poll_fn(|cx| {
+        #[cfg(feature = "tracing")]
+        let _span = span.enter();
         if record.signal.is_raised() {
             return Poll::Ready(Err(TaskError::cancelled()));
         }

@@ -3,6 +3,7 @@
 //! ever run.
 
 use std::boxed::Box;
+use std::vec::Vec;
 
 use crossbeam_utils::CachePadded;
 use std::sync::{Mutex, PoisonError};
@@ -54,6 +55,22 @@ impl History {
                 .filter(|info| info.id == id)
                 .map(|info| info.info(clock))
         })
+    }
+
+    /// Snapshots of the finished tasks `keep` accepts, most recently finished first.
+    /// O(capacity).
+    pub(crate) fn list(&self, clock: &Clock, keep: impl Fn(&TaskInfo) -> bool) -> Vec<TaskInfo> {
+        let mut listed: Vec<TaskInfo> = self
+            .entries
+            .iter()
+            .filter_map(|entry| {
+                let entry = entry.lock().unwrap_or_else(PoisonError::into_inner);
+                entry.as_ref().map(|info| info.info(clock))
+            })
+            .filter(|info| keep(info))
+            .collect();
+        listed.sort_by_key(|info| core::cmp::Reverse(info.finished_at));
+        listed
     }
 
     /// Appends `note` to finished task `id`'s error, while it is in the history (a panic

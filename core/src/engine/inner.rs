@@ -15,6 +15,7 @@ use event_listener::{Event, EventListener, IntoNotification};
 
 use super::clock::Clock;
 use super::context::Host;
+use super::events::Events;
 use super::guard::Notes;
 use super::history::History;
 use super::record::{Cold, Record};
@@ -102,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) stats: Stats,
     /// `performance`'s previous sample, and the profile's samples.
     pub(crate) sampler: Sampler,
+    /// Task updates for subscribers (one relaxed load per step while nobody listens).
+    pub(crate) events: Events,
     pub(crate) clock: Clock,
     pub(crate) config: Config,
     /// The durable layer, when the manager has a store.
@@ -157,6 +160,7 @@ impl Inner {
             history: History::try_new(config.history).map_err(sized("history"))?,
             stats: Stats::try_new(config.workers).map_err(sized("workers"))?,
             sampler: Sampler::new(clock.epoch, config.profiling),
+            events: Events::new(config.workers),
             clock,
             config,
             #[cfg(feature = "durable")]

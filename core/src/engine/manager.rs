@@ -7,10 +7,11 @@ use std::vec::Vec;
 use super::context::Context;
 use super::driver::Runtime;
 use super::error::{BoxError, CancelError, SubmitError};
+use super::events::Updates;
 use super::handle::TaskHandle;
 use super::inner::Inner;
 use super::shutdown::{Shutdown, WaitForCompletion};
-use super::snapshot::{Analytics, Counts, Performance, TaskInfo};
+use super::snapshot::{Analytics, Counts, Latency, Performance, TaskInfo};
 use super::task::{Async, Blocking, Job, Task};
 use crate::{State, TaskId};
 
@@ -180,6 +181,21 @@ impl<R: Runtime> Manager<R> {
         self.inner.analytics()
     }
 
+    /// The dispatch and execution latency histograms per priority level that
+    /// [`analytics`](Self::analytics)' percentiles come from (for a metrics exporter).
+    #[must_use]
+    pub fn latency(&self) -> Latency {
+        self.inner.latency()
+    }
+
+    /// The finished tasks still in the history (see
+    /// [`Builder::history`](super::Builder::history)), most recently finished first: a
+    /// dashboard's recent failures, say.
+    #[must_use]
+    pub fn finished_tasks(&self) -> Vec<TaskInfo> {
+        self.inner.history.list(&self.inner.clock, |_| true)
+    }
+
     /// Performance: process CPU and memory, active workers, throughput and error rate.
     /// CPU and throughput are measured over the window since the previous call (since the
     /// manager was built, for the first call).
@@ -219,6 +235,15 @@ impl<R: Runtime> Manager<R> {
     #[must_use]
     pub fn active_tasks(&self) -> Vec<TaskInfo> {
         self.inner.active()
+    }
+
+    /// A subscription to task updates from now on: every transition (submitted, started,
+    /// retrying, rescheduled, ended) and every progress report, for an event stream or a
+    /// progress bar. While no subscription lives, the engine publishes nothing (a relaxed
+    /// load per step); see [`Updates`].
+    #[must_use]
+    pub fn subscribe(&self) -> Updates {
+        Updates::new(Arc::clone(&self.inner))
     }
 
     /// Counts of what the manager did so far.

@@ -13,7 +13,7 @@
 //! `sleep`, `context`, `cell` (a task's one allocation), `task` (what a user builds),
 //! `record` (a slot), `history`, `results`, `timers`, `tally`. `inner` holds the shared
 //! state; the phases add its methods, one file each: `submit`, `attempt`, `timed`,
-//! `control`, `report`. On top: `handle`, `driver` (the worker and timer loops),
+//! `control`, `report`, and `events` (task updates for subscribers). On top: `handle`, `driver` (the worker and timer loops),
 //! `shutdown`, `manager`, `builder`.
 //!
 //! # How a task moves
@@ -101,6 +101,7 @@ mod driver;
 pub mod durable;
 mod ending;
 mod error;
+mod events;
 mod guard;
 mod handle;
 mod history;
@@ -130,12 +131,13 @@ pub use error::{
     BoxError, BuildError, BuildErrorKind, CancelError, ProgressError, SubmitError, TaskError,
     TaskErrorKind,
 };
+pub use events::{Changed, TaskUpdate, UpdateKind, Updates};
 pub use handle::TaskHandle;
 pub use manager::Manager;
 pub use shutdown::{Shutdown, WaitForCompletion};
 pub use snapshot::{
-    Analytics, Counts, LevelLatency, Performance, Profile, QueueSizes, Sample, ShutdownReport,
-    TaskInfo,
+    Analytics, Counts, Latency, LevelLatency, Performance, Profile, QueueSizes, Sample,
+    ShutdownReport, TaskInfo,
 };
 pub use spec::{Every, MissedTicks, Overlap};
 pub use task::{Async, Blocking, Job, Task};
@@ -143,7 +145,7 @@ pub use task::{Async, Blocking, Job, Task};
 #[cfg(feature = "durable")]
 pub use durable::{
     Committed, DurableJob, DurableStats, EnqueueError, JobFilter, JobId, JobInfo, JobOptions,
-    JobState, JobWait, Store, StoreError, StoreErrorKind,
+    JobState, JobWait, Retried, ScheduleInfo, Store, StoreError, StoreErrorKind,
 };
 
 /// Everything a port of the guide needs, for an adapter to re-export in its own prelude
@@ -153,13 +155,13 @@ pub mod prelude {
     #[cfg(feature = "durable")]
     pub use super::durable::{
         Committed, DurableJob, DurableStats, EnqueueError, JobFilter, JobId, JobInfo, JobOptions,
-        JobState, JobWait, ParseJobIdError, StoreError, StoreErrorKind,
+        JobState, JobWait, ParseJobIdError, Retried, ScheduleInfo, StoreError, StoreErrorKind,
     };
     pub use super::{
         Analytics, BoxError, BuildError, BuildErrorKind, CancelError, Cancelled, Context, Counts,
-        Every, LevelLatency, MissedTicks, Overlap, Performance, Profile, ProgressError, QueueSizes,
-        Sample, Shutdown, ShutdownReport, Sleep, SubmitError, Task, TaskError, TaskErrorKind,
-        TaskHandle, TaskInfo, WaitForCompletion,
+        Every, Latency, LevelLatency, MissedTicks, Overlap, Performance, Profile, ProgressError,
+        QueueSizes, Sample, Shutdown, ShutdownReport, Sleep, SubmitError, Task, TaskError,
+        TaskErrorKind, TaskHandle, TaskInfo, TaskUpdate, UpdateKind, Updates, WaitForCompletion,
     };
     pub use crate::{
         BudgetSnapshot, Jitter, Level, Mode, ParseTaskIdError, Priority, RetryDecision,

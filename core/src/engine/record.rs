@@ -289,6 +289,19 @@ impl Record {
         };
         let mut info = raw.info(clock);
         info.detached = cold.is_detached();
+        if let Some((extra, every)) = cold
+            .extra
+            .as_deref()
+            .and_then(|extra| Some((extra, extra.every?)))
+        {
+            info.every = Some(every.interval());
+            // Waiting for a run: the schedule's current tick is the one it waits for.
+            if info.state == crate::State::Scheduled {
+                info.next_run = every
+                    .due(extra.first_due, extra.tick)
+                    .map(|due| clock.wall(due));
+            }
+        }
         info
     }
 

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::inner::{Inner, lock};
 use super::process::{cpu_time, rss_bytes};
-use super::snapshot::{Analytics, Counts, LevelLatency, Performance, Profile, QueueSizes, Sample};
-use crate::{Level, State};
+use super::snapshot::{
+    Analytics, Counts, Latency, LevelLatency, Performance, Profile, QueueSizes, Sample,
+};
+use crate::{HistogramSnapshot, Level, State};
 
 /// How often the timer driver samples the process while profiling.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -105,7 +107,10 @@ impl Inner {
     }
 
     pub(crate) fn analytics(&self) -> Analytics {
-        let execution = self.stats.merged(|shard| &shard.execution);
+        let mut execution = HistogramSnapshot::new();
+        for level in Level::ALL {
+            execution.merge(&self.stats.merged(|shard| &shard.execution[level.index()]));
+        }
         let nanos = |ns: Option<u64>| ns.map(Duration::from_nanos);
         Analytics {
             counts: self.counts(),
@@ -185,6 +190,16 @@ impl Inner {
                 counts.failed as f64 * 100.0 / ended as f64
             },
             window,
+        }
+    }
+
+    /// The dispatch and execution histograms per level (see [`Latency`]).
+    pub(crate) fn latency(&self) -> Latency {
+        Latency {
+            dispatch: Level::ALL
+                .map(|level| self.stats.merged(|shard| &shard.dispatch[level.index()])),
+            execution: Level::ALL
+                .map(|level| self.stats.merged(|shard| &shard.execution[level.index()])),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::vec::Vec;
 
 use super::clock::{Clock, Stamp};
-use crate::{BudgetSnapshot, Level, Priority, State, TaskId};
+use crate::{BudgetSnapshot, HistogramSnapshot, Level, Priority, State, TaskId};
 
 /// What the manager knows about one task: its status and progress.
 ///
@@ -50,6 +50,10 @@ pub struct TaskInfo {
     /// while the closure ran, its handle resolved at once, and the closure still runs (its
     /// output will be dropped). Only a live task can be detached.
     pub detached: bool,
+    /// A recurring task's interval (`None` for other tasks).
+    pub every: Option<Duration>,
+    /// When a recurring task waiting for its next run is due (`None` otherwise).
+    pub next_run: Option<SystemTime>,
 }
 
 /// A task as the engine records it (the history keeps these): what a [`TaskInfo`] shows,
@@ -102,6 +106,8 @@ impl Finished {
             estimated_completion,
             error: raw.error.as_deref().map(String::from),
             detached: false,
+            every: None,
+            next_run: None,
         }
     }
 }
@@ -270,6 +276,19 @@ pub struct Sample {
     pub cpu_percent: Option<f64>,
     /// Resident memory, in bytes.
     pub rss_bytes: Option<u64>,
+}
+
+/// The latency histograms behind [`Analytics`]' percentiles, per priority level (lowest
+/// first): for a metrics exporter that wants the whole distribution. Each bucket is within
+/// 3.125 % of its samples (see [`Histogram`](crate::Histogram)).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Latency {
+    /// Ready-to-started time of the attempts dispatched from each level, in nanoseconds.
+    pub dispatch: [HistogramSnapshot; Level::COUNT],
+    /// Attempt durations of the tasks of each level, in nanoseconds.
+    pub execution: [HistogramSnapshot; Level::COUNT],
 }
 
 /// Performance of the process and the manager.

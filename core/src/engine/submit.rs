@@ -226,6 +226,8 @@ impl Inner {
                 )
             })
         });
+        // Only a subscriber pays for the label's copy.
+        let told = self.events.on().then(|| spec.label.clone());
         record.reset(priority, |cold| {
             *cold = Cold {
                 label: spec.label,
@@ -239,6 +241,15 @@ impl Inner {
         });
         // Settle rule 1: counted before it is published.
         self.unfinished.add();
+        if let Some(label) = told {
+            let state = if start.is_some() {
+                State::Scheduled
+            } else {
+                State::Queued
+            };
+            // Before it is published: no update of its worker comes first in its ring.
+            self.tell_submitted(id, stamp, state, priority, label);
+        }
         match start.map(|at| self.tick_at(at)) {
             None => {
                 // SAFETY: rule 2, we acquired the slot and have not published it.

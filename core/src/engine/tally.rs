@@ -44,8 +44,8 @@ pub(crate) struct Shard {
     pub(crate) timed_out: Counter,
     pub(crate) stopped: Counter,
     pub(crate) panicked: Counter,
-    /// Attempt durations.
-    pub(crate) execution: Histogram,
+    /// Attempt durations per level of the task's priority (indexed by `Level::index`).
+    pub(crate) execution: [Histogram; Level::COUNT],
     /// Blocking attempts detached.
     pub(crate) detached: Counter,
     /// Ready-to-start latency per level (indexed by `Level::index`).
@@ -54,7 +54,7 @@ pub(crate) struct Shard {
 
 impl Stats {
     /// Shards: a power of two, at least the workers plus the timer driver and one
-    /// submitting thread, so that threads rarely share one (at most 16: ~40 KB each).
+    /// submitting thread, so that threads rarely share one (at most 16: ~63 KB each).
     pub(crate) fn try_new(workers: usize) -> Result<Self, TryReserveError> {
         let shards = workers.saturating_add(2).next_power_of_two().min(16);
         Ok(Self {

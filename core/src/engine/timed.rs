@@ -77,6 +77,13 @@ impl Inner {
         }
         for id in timed_out {
             self.stats.mine().timed_out.inc();
+            if self.events.on() || cfg!(feature = "tracing") {
+                let attempt = self
+                    .records
+                    .get(id)
+                    .map_or(0, |record| record.lock().attempt);
+                self.tell_ended(id, State::TimedOut, attempt, None, None);
+            }
             self.interrupt(id, State::TimedOut);
         }
         let now = Instant::now();

@@ -53,9 +53,13 @@
 //!   `depth` no-op tasks are queued, then released; the drain rate from the first task's
 //!   start to the last's. Baseline: the same adapter at depth 1 000, measured in the same
 //!   rounds, so the ratio shows how flat throughput stays as the queue deepens.
+//! - `dashboard_dispatch_with_1000_streams` (tasks/s): errand-tokio's no-op throughput
+//!   with the dashboard serving 1 000 open event streams (clients reading every frame) vs
+//!   the same with none open, in alternating rounds (`dashboard.rs`).
 
 mod adapters;
 mod backlog;
+mod dashboard;
 mod durable;
 mod latency;
 mod memory;
@@ -106,6 +110,9 @@ pub(crate) struct Plan {
     /// Tasks drained per depth per round (repeated fills at small depths).
     pub(crate) scaling_work: usize,
     pub(crate) scaling_rounds: usize,
+    /// No-op tasks per round of the dashboard case, and its rounds.
+    pub(crate) dashboard_tasks: usize,
+    pub(crate) dashboard_rounds: usize,
 }
 
 impl Plan {
@@ -128,6 +135,8 @@ impl Plan {
                 depths: vec![1_000, 10_000, 100_000],
                 scaling_work: 100_000,
                 scaling_rounds: 5,
+                dashboard_tasks: 200_000,
+                dashboard_rounds: 3,
             }
         } else {
             Self {
@@ -147,6 +156,8 @@ impl Plan {
                 depths: vec![1_000, 10_000, 100_000, 1_000_000],
                 scaling_work: 200_000,
                 scaling_rounds: 5,
+                dashboard_tasks: 1_000_000,
+                dashboard_rounds: 5,
             }
         }
     }
@@ -286,6 +297,7 @@ fn main() {
     backlog::scaling(&mut runner, &ThreadsAdapter);
     durable::run(&mut runner);
     pg::run(&mut runner);
+    dashboard::streams(&mut runner, &tokio);
 
     eprintln!(
         "compare: {} line(s) in {:.1} s",

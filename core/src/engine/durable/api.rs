@@ -16,12 +16,15 @@ use event_listener::EventListener;
 use serde::Serialize;
 
 use super::job::{
-    DurableJob, EnqueueError, JobId, JobInfo, JobOptions, JobState, now_millis, unix_millis,
+    DurableJob, EnqueueError, JobId, JobInfo, JobOptions, JobState, now_millis, system_time,
+    unix_millis,
 };
-use super::keeper::{Request, Shared};
+use super::keeper::{Request, Shared, due_of};
 use super::reply::{Committed, Raw};
 use super::runner::Registry;
-use super::store::{JobFilter, NewJob, ScheduleRow, Store, StoreError, StoreErrorKind};
+use super::store::{
+    JobFilter, NewJob, ScheduleRow, Store, StoreError, StoreErrorKind, is_retryable,
+};
 use crate::engine::context::{Host, Sleep};
 use crate::engine::guard;
 use crate::engine::inner::{Inner, lock};
@@ -160,6 +163,66 @@ pub struct DurableStats {
     /// Pending jobs of kinds no type registered here knows: kind and count (empty while
     /// the store cannot be read).
     pub unknown_kinds: Vec<(String, u64)>,
+}
+
+/// What [`Manager::retry_job`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Retried {
+    /// The job had failed, been cancelled or timed out (`from`); it is pending again, due
+    /// now, with a fresh retry budget.
+    Requeued {
+        /// The state it was in.
+        from: JobState,
+    },
+    /// The job is pending, running or succeeded: a retry does not apply to it.
+    NotRetryable {
+        /// The state it is in.
+        state: JobState,
+    },
+    /// Another unfinished job holds the job's unique key: it stays as it was.
+    KeyHeld {
+        /// The state it stays in.
+        state: JobState,
+    },
+}
+
+/// A recurring durable schedule, as [`Manager::schedules`] lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ScheduleInfo {
+    /// Its name.
+    pub name: String,
+    /// The kind of job each tick enqueues.
+    pub kind: String,
+    /// Time between ticks.
+    pub interval: Duration,
+    /// When its next tick is due; `None` once it has fired its last.
+    pub next_run: Option<SystemTime>,
+    /// Jobs it fired so far.
+    pub fired: u64,
+    /// Jobs it fires in all (`None`: forever).
+    pub max_ticks: Option<u64>,
+    /// No tick after this.
+    pub until: Option<SystemTime>,
+    /// The job its last tick made.
+    pub last_job: Option<JobId>,
+}
+
+impl ScheduleInfo {
+    fn of(row: &ScheduleRow) -> Self {
+        Self {
+            name: row.name.clone(),
+            kind: row.job.kind.clone().into_owned(),
+            interval: Duration::from_millis(row.interval_ms),
+            next_run: due_of(row).map(system_time),
+            fired: row.fired,
+            max_ticks: row.max_ticks,
+            until: row.until.map(system_time),
+            last_job: row.last_job,
+        }
+    }
 }
 
 impl<R: Runtime> Manager<R> {
@@ -393,6 +456,49 @@ impl<R: Runtime> Manager<R> {
         });
         shared.send(Request::Cancel { id, reply });
         committed
+    }
+
+    /// Puts durable job `id` back after it failed, was cancelled or timed out: pending
+    /// again, due now, with a fresh retry budget (its attempt count goes on, so writes of
+    /// an older attempt stay fenced off). The answer comes once committed: what it did, or
+    /// `None` if there is no such job.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store refused the write, or there is none.
+    pub fn retry_job(&self, id: JobId) -> Committed<Result<Option<Retried>, StoreError>> {
+        let shared = match self.durable() {
+            Ok(shared) => shared,
+            Err(error) => return Committed::ready(Err(error)),
+        };
+        let (committed, reply) = Committed::pair(|answer| {
+            answer.and_then(|raw| match raw.downcast::<(Option<JobState>, bool)>() {
+                Ok(answer) => Ok(match *answer {
+                    (None, _) => None,
+                    (Some(from), true) => Some(Retried::Requeued { from }),
+                    (Some(state), false) if is_retryable(state) => Some(Retried::KeyHeld { state }),
+                    (Some(state), false) => Some(Retried::NotRetryable { state }),
+                }),
+                Err(raw) => Err(store_error(raw)),
+            })
+        });
+        shared.send(Request::Retry { id, reply });
+        committed
+    }
+
+    /// Every recurring durable schedule, by name, with its next run.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read, or there is none.
+    pub fn schedules(&self) -> Result<Vec<ScheduleInfo>, StoreError> {
+        Ok(self
+            .durable()?
+            .reader
+            .schedules()?
+            .iter()
+            .map(ScheduleInfo::of)
+            .collect())
     }
 
     /// Waits until durable job `id` has finished (its end committed) or `timeout` passes:

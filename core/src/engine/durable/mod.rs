@@ -87,11 +87,11 @@ mod runner;
 mod store;
 
 pub(crate) use api::DurableConfig;
-pub use api::{DurableStats, JobWait};
+pub use api::{DurableStats, JobWait, Retried, ScheduleInfo};
 pub use job::{DurableJob, EnqueueError, JobId, JobInfo, JobOptions, JobState, ParseJobIdError};
 pub(crate) use keeper::Shared;
 pub use reply::Committed;
 pub use store::{
     Finish, Hint, JobFilter, JobRow, NewJob, Op, RetryColumns, ScheduleRow, Sharing, Store,
-    StoreError, StoreErrorKind, StoreReader, UnixMillis,
+    StoreError, StoreErrorKind, StoreReader, UnixMillis, is_retryable,
 };

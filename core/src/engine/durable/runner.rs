@@ -90,6 +90,8 @@ impl<J: DurableJob> Runner for RunnerOf<J> {
             }
         })
         .priority(row.priority)
+        // Its kind names it in task listings and updates (borrowed: no allocation).
+        .label(J::KIND)
         // Retries are the store's: each attempt is one task.
         .retry(RetryPolicy::none())
         // The attempt the store counted is the one `ctx.attempt()` shows.

@@ -315,6 +315,20 @@ pub enum Op {
         /// running.
         reply: Option<JobState>,
     },
+    /// Makes a job that failed, was cancelled or timed out pending again, due `at`, with
+    /// a fresh retry budget (its failures counted from zero; its attempt count, which
+    /// fences, goes on), unless another unfinished job holds its unique key. Its last error
+    /// stays until a new attempt ends.
+    Retry {
+        /// The job.
+        id: JobId,
+        /// When it is due again (now).
+        at: UnixMillis,
+        /// The state it was in, if it exists.
+        reply: Option<JobState>,
+        /// Whether it is pending again.
+        requeued: bool,
+    },
     /// Extends the lease of each of this node's running attempts (`(job, attempt)`) to now
     /// plus the store's lease. The reply lists those no longer running with that attempt
     /// (cancelled, or rescued and claimed elsewhere): the node stops them.
@@ -537,6 +551,14 @@ pub trait StoreReader: Send + Sync + 'static {
     /// As [`Store::commit`].
     fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>, StoreError>;
 
+    /// Every schedule, by name (what a dashboard lists; the keeper reads them through
+    /// [`Store::schedules`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::commit`].
+    fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError>;
+
     /// Pending jobs per kind (to report kinds no registered type knows).
     ///
     /// # Errors
@@ -606,6 +628,16 @@ impl StoreError {
             "the store's thread has stopped (the manager shut down)",
         )
     }
+}
+
+/// Whether a job in `state` is one [`Op::Retry`] puts back: failed, cancelled or timed
+/// out.
+#[must_use]
+pub fn is_retryable(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Failed | JobState::Cancelled | JobState::TimedOut
+    )
 }
 
 impl fmt::Display for StoreError {

@@ -91,6 +91,16 @@ impl Keeper {
                         reply.send(Box::new(state));
                     }
                 }
+                Awaiting::Retry(index, reply) => {
+                    if let Some(Op::Retry {
+                        reply: state,
+                        requeued,
+                        ..
+                    }) = ops[index].take()
+                    {
+                        reply.send(Box::new((state, requeued)));
+                    }
+                }
                 Awaiting::Put(reply) => reply.send(Box::new(())),
                 Awaiting::Remove(index, reply) => {
                     if let Some(Op::RemoveSchedule { reply: existed, .. }) = ops[index].take() {
@@ -241,6 +251,7 @@ impl Keeper {
             match waiting {
                 Awaiting::Insert(_, reply)
                 | Awaiting::Cancel(_, reply)
+                | Awaiting::Retry(_, reply)
                 | Awaiting::Put(reply)
                 | Awaiting::Remove(_, reply) => reply.send(Box::new(error.clone())),
                 Awaiting::Own(index) => {

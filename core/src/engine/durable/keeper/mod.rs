@@ -35,7 +35,7 @@ use super::store::{
 };
 use crate::TaskId;
 use crate::engine::inner::{Inner, lock};
-use schedules::due_of;
+pub(crate) use schedules::due_of;
 
 /// The most ops one transaction takes (the rest wait for the next).
 const MAX_BATCH: usize = 4096;
@@ -76,6 +76,9 @@ pub(crate) enum Request {
     },
     /// Cancel a pending job; answers `Option<JobState>` (its state before).
     Cancel { id: JobId, reply: ReplyTx<Raw> },
+    /// Put a finished job back; answers `(Option<JobState>, bool)` (its state before,
+    /// whether it is pending again).
+    Retry { id: JobId, reply: ReplyTx<Raw> },
     /// Store a schedule; answers `()`.
     PutSchedule {
         schedule: Box<ScheduleRow>,
@@ -306,6 +309,7 @@ enum Awaiting {
     /// Ops `range` are its inserts.
     Insert(core::ops::Range<usize>, ReplyTx<Raw>),
     Cancel(usize, ReplyTx<Raw>),
+    Retry(usize, ReplyTx<Raw>),
     Put(ReplyTx<Raw>),
     Remove(usize, ReplyTx<Raw>),
     /// A write of the engine's own (a finish, a tick), retried if the commit fails.

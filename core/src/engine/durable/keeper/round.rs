@@ -93,6 +93,17 @@ impl Keeper {
                     reply: None,
                 });
             }
+            Request::Retry { id, reply } => {
+                // Due now: claimed in this round's claim or the next.
+                self.maybe_pending = true;
+                awaiting.push(Awaiting::Retry(ops.len(), reply));
+                ops.push(Op::Retry {
+                    id,
+                    at: now,
+                    reply: None,
+                    requeued: false,
+                });
+            }
             Request::PutSchedule { schedule, reply } => {
                 let name = schedule.name.clone();
                 self.schedules.retain(|known| known.name != name);

@@ -83,7 +83,7 @@ impl Keeper {
 }
 
 /// When a schedule's next tick is due (`None` once it has fired its last).
-pub(super) fn due_of(schedule: &ScheduleRow) -> Option<UnixMillis> {
+pub(crate) fn due_of(schedule: &ScheduleRow) -> Option<UnixMillis> {
     if schedule.max_ticks.is_some_and(|max| schedule.fired >= max) {
         return None;
     }
