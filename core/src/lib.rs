@@ -121,6 +121,12 @@ mod settle;
     errand_loom,
     allow(dead_code, reason = "only the loom models use it under loom")
 )]
+mod waitlist;
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
 mod waker;
 
 #[cfg(all(feature = "std", not(errand_loom)))]
