@@ -71,7 +71,9 @@ pub(crate) type Seat = Arc<Arc<Inner>>;
 /// Everything the manager, its handles and its workers share.
 pub(crate) struct Inner {
     pub(crate) records: SlotTable<Record, Box<[Entry<Record>]>>,
-    pub(crate) queue: BoxedPriorityQueue<TaskId>,
+    /// Queued tasks by slot index (4 bytes an entry; the slot's live id is the queued
+    /// task's, rule 1).
+    pub(crate) queue: BoxedPriorityQueue<u32>,
     /// Idle workers, the list they wait on (notified when work arrives while one is
     /// idle, and when workers must stop) and the stop flag: workers exit once stopping
     /// and the queue is empty; the timer driver exits.
