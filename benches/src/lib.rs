@@ -2,7 +2,7 @@
 //! what the side-by-side comparison runner (`src/bin/compare`) and its plots
 //! (`src/bin/plots.rs`) share.
 //!
-//! - [`MutexHeap`] (below), [`ChannelPool`] and [`ExecutorPool`]: baselines.
+//! - [`MutexHeap`] (below), [`ChannelPool`], [`BarePool`] and [`ExecutorPool`]: baselines.
 //! - [`report`]: the runner's JSON-lines format and its statistics (median, percentile).
 //! - [`counting`]: a counting global allocator for allocations and live bytes.
 //! - [`cpu`]: the process's CPU time.
@@ -14,7 +14,7 @@ mod pool;
 pub mod report;
 
 pub use executor::ExecutorPool;
-pub use pool::ChannelPool;
+pub use pool::{BarePool, ChannelPool};
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;

@@ -120,3 +120,80 @@ impl Drop for ChannelPool {
         }
     }
 }
+
+/// The floor of any thread pool: threads taking boxed closures from a *bounded*
+/// crossbeam channel, with no tracking at all (no pending count, no result, no wait).
+/// The only way to know every closure has run is [`join`](Self::join), which closes the
+/// channel and joins the threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use errand_benches::BarePool;
+///
+/// let pool = BarePool::new(2, 1024);
+/// let ran = Arc::new(AtomicUsize::new(0));
+/// for _ in 0..100 {
+///     let ran = Arc::clone(&ran);
+///     pool.execute(move || {
+///         ran.fetch_add(1, Ordering::Relaxed);
+///     });
+/// }
+/// pool.join();
+/// assert_eq!(ran.load(Ordering::Relaxed), 100);
+/// ```
+#[derive(Debug)]
+pub struct BarePool {
+    sender: crossbeam_channel::Sender<Job>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl BarePool {
+    /// Starts `threads` threads (named `bare-pool`) behind a channel of `capacity` jobs
+    /// (a sender blocks while it is full).
+    ///
+    /// # Panics
+    ///
+    /// If a thread cannot be started.
+    #[must_use]
+    pub fn new(threads: usize, capacity: usize) -> Self {
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(capacity);
+        let threads = (0..threads)
+            .map(|_| {
+                let receiver = receiver.clone();
+                std::thread::Builder::new()
+                    .name("bare-pool".into())
+                    .spawn(move || {
+                        for job in receiver {
+                            job();
+                        }
+                    })
+                    .expect("a pool thread")
+            })
+            .collect();
+        Self { sender, threads }
+    }
+
+    /// Sends `job` to the pool, waiting while the channel is full.
+    pub fn execute(&self, job: impl FnOnce() + Send + 'static) {
+        self.sender
+            .send(Box::new(job))
+            .expect("the pool's threads live until join");
+    }
+
+    /// Closes the channel and waits until the threads have run every closure sent.
+    ///
+    /// # Panics
+    ///
+    /// If a closure panicked (its thread's panic is passed on).
+    pub fn join(self) {
+        drop(self.sender);
+        for thread in self.threads {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}

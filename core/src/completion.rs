@@ -67,16 +67,22 @@ pub(crate) struct Completion<T> {
 /// taker's waker. An aborter needs only this (the engine keeps a pointer to it while a
 /// blocking attempt runs, whatever the task's value type).
 pub(crate) struct Latch {
-    state: AtomicU8,
+    /// Its `tag` byte is the latch's state ([`PENDING`] at first, as a new slot's tag is).
     waker: WakerSlot,
 }
 
 impl Latch {
     fn new() -> Self {
+        const { assert!(PENDING == 0, "a new waker slot's tag is the pending state") };
         Self {
-            state: AtomicU8::new(PENDING),
             waker: WakerSlot::new(),
         }
+    }
+
+    /// The state byte (the slot's tag).
+    #[inline]
+    fn bits(&self) -> &AtomicU8 {
+        &self.waker.tag
     }
 
     /// Ends the completion with `code` without a value (rule 3); wakes the taker. `false`
@@ -85,7 +91,7 @@ impl Latch {
         debug_assert!(code <= MAX_CODE);
         let aborted = READY | ABORTED | (code << CODE_SHIFT);
         let won = self
-            .state
+            .bits()
             .compare_exchange(PENDING, aborted, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if won {
@@ -98,18 +104,18 @@ impl Latch {
     /// Whether the end is published or aborted (`Acquire`).
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) & PHASE != PENDING
+        self.bits().load(Ordering::Acquire) & PHASE != PENDING
     }
 
     #[cfg(test)]
     /// Whether the end came from an abort.
     pub(crate) fn is_aborted(&self) -> bool {
-        self.state.load(Ordering::Acquire) & ABORTED != 0
+        self.bits().load(Ordering::Acquire) & ABORTED != 0
     }
 
     /// The code of the end; `None` before it.
     pub(crate) fn code(&self) -> Option<u8> {
-        let state = self.state.load(Ordering::Acquire);
+        let state = self.bits().load(Ordering::Acquire);
         (state & PHASE != PENDING).then_some(state >> CODE_SHIFT)
     }
 
@@ -153,7 +159,7 @@ impl<T> Completion<T> {
         let ready = READY | (code << CODE_SHIFT);
         let won = self
             .latch
-            .state
+            .bits()
             .compare_exchange(PENDING, ready, Ordering::Release, Ordering::Relaxed)
             .is_ok();
         if won {
@@ -166,7 +172,7 @@ impl<T> Completion<T> {
     /// Takes the end, once (rule 4): `f` reads a published slot. `None` before the end or
     /// after it was taken.
     pub(crate) fn take<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<Taken<R>> {
-        let state = &self.latch.state;
+        let state = self.latch.bits();
         let mut current = state.load(Ordering::Acquire);
         loop {
             if current & PHASE != READY {

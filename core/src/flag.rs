@@ -16,12 +16,12 @@
 use core::fmt;
 use core::task::Waker;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::Ordering;
 use crate::waker::WakerSlot;
 
 /// A once-raised flag with one waiter (see the [module docs](self)).
 pub(crate) struct Flag {
-    raised: AtomicUsize,
+    /// Its `tag` byte is the flag: 0 lowered, 1 raised.
     waker: WakerSlot,
 }
 
@@ -29,21 +29,20 @@ impl Flag {
     /// A lowered flag.
     pub(crate) fn new() -> Self {
         Self {
-            raised: AtomicUsize::new(0),
             waker: WakerSlot::new(),
         }
     }
 
     /// Raises the flag and wakes the waiter (rule 1).
     pub(crate) fn raise(&self) {
-        self.raised.store(1, Ordering::Release);
+        self.waker.tag.store(1, Ordering::Release);
         self.waker.wake();
     }
 
     /// Whether the flag is raised (`Acquire`, rule 2).
     #[inline]
     pub(crate) fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::Acquire) != 0
+        self.waker.tag.load(Ordering::Acquire) != 0
     }
 
     /// Registers the waiter's waker; check [`is_raised`](Self::is_raised) afterwards
@@ -59,7 +58,7 @@ impl Flag {
 
     /// Lowers the flag and forgets any waker, for a new use (rule 3).
     pub(crate) fn lower(&self) {
-        self.raised.store(0, Ordering::Relaxed);
+        self.waker.tag.store(0, Ordering::Relaxed);
         drop(self.waker.take());
     }
 }

@@ -53,7 +53,7 @@ pub use slab::{Entry, SlotTable, SlotsExhausted, StaleId};
 mod queue;
 #[cfg(feature = "alloc")]
 pub use queue::BoxedPriorityQueue;
-pub use queue::{InlinePriorityQueue, Mode, PriorityQueue, PushError, Slot};
+pub use queue::{InlinePriorityQueue, MAX_LEVEL_CAPACITY, Mode, PriorityQueue, PushError, Slot};
 
 mod state;
 pub use state::{Event, InvalidTransition, State, StateCell, Transition, transition};
@@ -116,6 +116,12 @@ mod park;
     allow(dead_code, reason = "only the loom models use it under loom")
 )]
 mod settle;
+#[cfg(feature = "std")]
+#[cfg_attr(
+    errand_loom,
+    allow(dead_code, reason = "only the loom models use it under loom")
+)]
+mod waitlist;
 #[cfg(feature = "std")]
 #[cfg_attr(
     errand_loom,

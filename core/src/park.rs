@@ -3,8 +3,8 @@
 //!
 //! [`Parking`] is the counting half of a worker pool's sleep/wake protocol. The waiting
 //! half (an event with listeners) comes from outside through the [`Notify`] trait: the
-//! engine plugs in `event_listener::Event`; the loom models plug in a loom condition
-//! variable. Producers pay one fence and one load of the idle count per item, and notify
+//! engine plugs in [`Waitlist`](crate::waitlist::Waitlist), which wakes no thread while
+//! it holds its lock (the loom models of parking use it too). Producers pay one fence and one load of the idle count per item, and notify
 //! only while a worker is registered idle, so a busy pool writes no shared word for
 //! parking at all.
 //!
@@ -57,12 +57,15 @@ use crate::sync::{AtomicUsize, Ordering, fence};
 /// The waiting half of [`Parking`]: an event that threads listen to and others notify.
 ///
 /// A listener created before a notification must be woken by it (or by a later one),
-/// whenever it starts waiting; `event_listener::Event` behaves so.
+/// whenever it starts waiting; [`Waitlist`](crate::waitlist::Waitlist) and
+/// `event_listener::Event` behave so.
 pub(crate) trait Notify {
     /// What a worker waits on; created before the worker's re-check (rule 1).
-    type Listener;
+    type Listener<'a>
+    where
+        Self: 'a;
     /// Registers a new listener.
-    fn listen(&self) -> Self::Listener;
+    fn listen(&self) -> Self::Listener<'_>;
     /// Wakes one more listener than previous notifications did, if there is one.
     fn notify_one(&self);
     /// Wakes every listener.
@@ -161,7 +164,7 @@ impl<N: Notify> Parking<N> {
     /// Registers the calling worker as idle and re-checks `has_work` and the stop flag
     /// (rule 1). `has_work` must see work whose producer's
     /// [`notify_work`](Self::notify_work) came before this call's fence.
-    pub(crate) fn park(&self, has_work: impl FnOnce() -> bool) -> Parked<'_, N::Listener> {
+    pub(crate) fn park(&self, has_work: impl FnOnce() -> bool) -> Parked<'_, N::Listener<'_>> {
         self.words.idle.fetch_add(1, Ordering::Relaxed);
         let listener = self.notify.listen();
         // Rule 3: pairs with the fence in `notify_work`.
@@ -281,7 +284,7 @@ mod walkthrough {
         struct Flag(AtomicBool);
 
         impl Notify for Flag {
-            type Listener = ();
+            type Listener<'a> = ();
             fn listen(&self) {}
             fn notify_one(&self) {
                 self.0.store(true, Ordering::SeqCst);

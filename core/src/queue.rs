@@ -17,6 +17,15 @@
 //! the next lap. A slot's stamp is `pos` when the slot is free for the push at `pos`, and
 //! `pos + 1` when it holds the value pushed at `pos`, ready for the pop at `pos`.
 //!
+//! A stamp is stored as 32 bits, the position modulo 2^32 ([`stamp`]), so a ring slot
+//! costs 4 bytes beside its value rather than a word; `head` and `tail` stay full words,
+//! and a level holds at most [`MAX_LEVEL_CAPACITY`] (`one_lap` at most 2^31). A truncated
+//! stamp can match a position it does not belong to only for a thread holding a position
+//! read many laps ago; every such match is checked against a full-width word before
+//! anything is written (the push's and the pop's CAS on `tail` and `head`, and the
+//! full-width `head`/`tail` comparisons that decide "full" and "empty"), so it costs that
+//! thread one more turn of its loop, as a stale position always did.
+//!
 //! # Safety rules (cited by every `unsafe` block)
 //!
 //! 1. **Push ownership.** A push that reads stamp `t` in the slot of position `t` and then
@@ -83,7 +92,33 @@ use crossbeam_utils::CachePadded;
 
 use crate::priority::{Level, Priority};
 use crate::storage::{Storage, array_from_fn};
-use crate::sync::{AtomicUsize, Ordering, UnsafeCell, spin_hint};
+use crate::sync::{AtomicU32, AtomicUsize, Ordering, UnsafeCell, spin_hint};
+
+/// The most items one level of a [`PriorityQueue`] holds: `2^31 - 1`, so that a ring's
+/// lap (the power of two above its capacity) fits the 32 bits of a slot's stamp.
+///
+/// # Examples
+///
+/// ```
+/// use errand_core::{BoxedPriorityQueue, MAX_LEVEL_CAPACITY, Mode};
+///
+/// assert_eq!(MAX_LEVEL_CAPACITY, (1 << 31) - 1);
+/// let too_many = std::panic::catch_unwind(|| {
+///     BoxedPriorityQueue::<u32>::with_capacity(MAX_LEVEL_CAPACITY + 1, Mode::Strict)
+/// });
+/// assert!(too_many.is_err());
+/// ```
+pub const MAX_LEVEL_CAPACITY: usize = (1 << 31) - 1;
+
+/// Position `pos` as a slot stores it: modulo 2^32 ("Positions and stamps").
+#[inline]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "the truncation is the point: stamps are positions modulo 2^32"
+)]
+const fn stamp(pos: usize) -> u32 {
+    pos as u32
+}
 
 /// How a [`PriorityQueue`] chooses the level a pop serves.
 ///
@@ -161,15 +196,15 @@ impl<T> core::error::Error for PushError<T> {}
 /// One cell of a [`PriorityQueue`] ring. Opaque: it only appears in storage types such as
 /// `[Slot<T>; N]` and `Box<[Slot<T>]>`.
 pub struct Slot<T> {
-    /// See "Positions and stamps" in the module docs.
-    stamp: AtomicUsize,
+    /// See "Positions and stamps" in the module docs: the position modulo 2^32.
+    stamp: AtomicU32,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
 impl<T> Slot<T> {
     fn new(index: usize) -> Self {
         Slot {
-            stamp: AtomicUsize::new(index),
+            stamp: AtomicU32::new(stamp(index)),
             value: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
@@ -315,7 +350,8 @@ impl<T, const N: usize> PriorityQueue<T, [Slot<T>; N]> {
     ///
     /// # Panics
     ///
-    /// Fails to compile (in a `const` assertion) when `N` is zero.
+    /// Fails to compile (in a `const` assertion) when `N` is zero or above
+    /// [`MAX_LEVEL_CAPACITY`].
     ///
     /// # Examples
     ///
@@ -329,6 +365,12 @@ impl<T, const N: usize> PriorityQueue<T, [Slot<T>; N]> {
     #[must_use]
     pub fn new(mode: Mode) -> Self {
         const { assert!(N > 0, "a priority queue level needs at least one slot") };
+        const {
+            assert!(
+                N <= MAX_LEVEL_CAPACITY,
+                "a priority queue level holds at most 2^31 - 1 items"
+            )
+        };
         Self::from_storage(N, mode, || array_from_fn(Slot::new))
     }
 
@@ -424,7 +466,7 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
     ///
     /// # Panics
     ///
-    /// When `capacity_per_level` is zero or above `usize::MAX / 4`.
+    /// When `capacity_per_level` is zero or above [`MAX_LEVEL_CAPACITY`].
     ///
     /// # Examples
     ///
@@ -442,8 +484,8 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
             "a priority queue level needs at least one slot"
         );
         assert!(
-            capacity_per_level <= usize::MAX / 4,
-            "priority queue capacity {capacity_per_level} per level is too large"
+            capacity_per_level <= MAX_LEVEL_CAPACITY,
+            "priority queue capacity {capacity_per_level} per level is above 2^31 - 1"
         );
         Self::from_storage(capacity_per_level, mode, || {
             crate::storage::boxed_from_fn(capacity_per_level, Slot::new)
@@ -469,8 +511,8 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
             "a priority queue level needs at least one slot"
         );
         assert!(
-            capacity_per_level <= usize::MAX / 4,
-            "priority queue capacity {capacity_per_level} per level is too large"
+            capacity_per_level <= MAX_LEVEL_CAPACITY,
+            "priority queue capacity {capacity_per_level} per level is above 2^31 - 1"
         );
         let mut levels = alloc::vec::Vec::with_capacity(Level::COUNT);
         for _ in 0..Level::COUNT {
@@ -548,8 +590,8 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
         loop {
             let index = tail & (self.one_lap - 1);
             let slot = &slots[index];
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == tail {
+            let seen = slot.stamp.load(Ordering::Acquire);
+            if seen == stamp(tail) {
                 // The slot is free for position `tail`: claim it.
                 let next = self.next_pos(tail);
                 match ring.tail.compare_exchange_weak(
@@ -562,7 +604,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                         // SAFETY: we read stamp `tail` and won the CAS from `tail`, so the
                         // slot is ours and free (rule 1).
                         slot.value.with_mut(|p| unsafe { (*p).write(item) });
-                        slot.stamp.store(tail + 1, Ordering::Release);
+                        slot.stamp.store(stamp(tail + 1), Ordering::Release);
                         self.mark_nonempty(level);
                         return Ok(());
                     }
@@ -571,7 +613,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                         backoff.spin();
                     }
                 }
-            } else if stamp.wrapping_add(self.one_lap) == tail + 1 {
+            } else if seen.wrapping_add(stamp(self.one_lap)) == stamp(tail + 1) {
                 // The slot still holds the value of the previous lap: full, or a pop has
                 // taken that position and is still moving the value out.
                 let head = ring.head.load(Ordering::SeqCst);
@@ -716,8 +758,8 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
         loop {
             let index = head & (self.one_lap - 1);
             let slot = &slots[index];
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == head + 1 {
+            let seen = slot.stamp.load(Ordering::Acquire);
+            if seen == stamp(head + 1) {
                 // The slot holds the value pushed at `head`: claim it.
                 let next = self.next_pos(head);
                 match ring.head.compare_exchange_weak(
@@ -731,7 +773,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                         // the value is initialised and ours alone (rule 2).
                         let item = slot.value.with(|p| unsafe { (*p).assume_init_read() });
                         slot.stamp
-                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
+                            .store(stamp(head.wrapping_add(self.one_lap)), Ordering::Release);
                         return Some(item);
                     }
                     Err(current) => {
@@ -739,7 +781,7 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
                         backoff.spin();
                     }
                 }
-            } else if stamp == head {
+            } else if seen == stamp(head) {
                 // Nothing published at `head`: empty, or a push is between its CAS and its
                 // stamp store.
                 let tail = ring.tail.load(Ordering::SeqCst);
@@ -948,6 +990,42 @@ mod tests {
     use std::sync::Arc;
     use std::vec::Vec;
 
+    /// Positions past 2^32: the 32-bit stamps wrap while `head` and `tail` do not, and the
+    /// ring stays FIFO, knows full from empty, and refuses a push only when full.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn stamps_wrap_past_two_to_the_32() {
+        let queue = InlinePriorityQueue::<usize, 3>::new(Mode::Strict);
+        let one_lap = queue.one_lap;
+        // The lap that ends exactly at 2^32, then a few more.
+        let start = (1usize << 32) - one_lap;
+        for ring in &queue.rings {
+            ring.head.store(start, Ordering::Relaxed);
+            ring.tail.store(start, Ordering::Relaxed);
+            for (index, slot) in ring.slots.cells().iter().enumerate() {
+                slot.stamp.store(stamp(start + index), Ordering::Relaxed);
+            }
+        }
+        let mut next = 0;
+        for _ in 0..8 {
+            for item in next..next + 3 {
+                queue.push(item, Priority::NORMAL).unwrap();
+            }
+            assert_eq!(queue.push(99, Priority::NORMAL), Err(PushError::Full(99)));
+            for item in next..next + 3 {
+                assert_eq!(queue.pop(), Some((item, Level::Normal)));
+            }
+            assert_eq!(queue.pop(), None);
+            next += 3;
+        }
+        assert!(
+            queue.rings[Level::Normal.index()]
+                .tail
+                .load(Ordering::Relaxed)
+                > 1 << 32
+        );
+    }
+
     #[test]
     fn schedule_has_the_weights() {
         let mut counts = [0u32; Level::COUNT];
@@ -1086,8 +1164,12 @@ mod tests {
         for (ra, rb) in a.rings.iter().zip(&b.rings) {
             assert_eq!(load(&ra.head), load(&rb.head));
             assert_eq!(load(&ra.tail), load(&rb.tail));
-            let stamps = |ring: &Ring<S>| -> Vec<usize> {
-                ring.slots.cells().iter().map(|s| load(&s.stamp)).collect()
+            let stamps = |ring: &Ring<S>| -> Vec<u32> {
+                ring.slots
+                    .cells()
+                    .iter()
+                    .map(|s| s.stamp.load(Ordering::Relaxed))
+                    .collect()
             };
             assert_eq!(stamps(ra), stamps(rb));
         }

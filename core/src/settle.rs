@@ -171,27 +171,27 @@ impl<N> fmt::Debug for Settle<N> {
 pub(crate) struct SettleWaiter<'a, N: Notify> {
     settle: &'a Settle<N>,
     /// `Some` until `wait_with` takes it.
-    listener: Option<N::Listener>,
+    listener: Option<N::Listener<'a>>,
 }
 
-impl<N: Notify> SettleWaiter<'_, N> {
+impl<'a, N: Notify> SettleWaiter<'a, N> {
     /// Runs `wait` on the listener (a blocking wait that consumes it), staying registered
     /// until it returns.
-    pub(crate) fn wait_with<R>(mut self, wait: impl FnOnce(N::Listener) -> R) -> R {
+    pub(crate) fn wait_with<R>(mut self, wait: impl FnOnce(N::Listener<'a>) -> R) -> R {
         wait(self.listener.take().expect("the listener is taken once"))
     }
 }
 
-impl<N: Notify> Deref for SettleWaiter<'_, N> {
-    type Target = N::Listener;
+impl<'a, N: Notify> Deref for SettleWaiter<'a, N> {
+    type Target = N::Listener<'a>;
 
-    fn deref(&self) -> &N::Listener {
+    fn deref(&self) -> &N::Listener<'a> {
         self.listener.as_ref().expect("the listener is taken once")
     }
 }
 
-impl<N: Notify> DerefMut for SettleWaiter<'_, N> {
-    fn deref_mut(&mut self) -> &mut N::Listener {
+impl<'a, N: Notify> DerefMut for SettleWaiter<'a, N> {
+    fn deref_mut(&mut self) -> &mut N::Listener<'a> {
         self.listener.as_mut().expect("the listener is taken once")
     }
 }
@@ -223,7 +223,7 @@ mod walkthrough {
         struct Count(AtomicUsize);
 
         impl Notify for Count {
-            type Listener = ();
+            type Listener<'a> = ();
             fn listen(&self) {}
             fn notify_one(&self) {
                 self.0.fetch_add(1, Ordering::SeqCst);

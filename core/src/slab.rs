@@ -110,8 +110,9 @@ pub struct Entry<T> {
     value: T,
     /// Even while free, odd while live (protocol rule 1).
     stamp: AtomicU32,
-    /// Next free slot (or `NIL`) while on the free list (rule 4).
-    next: AtomicUsize,
+    /// Next free slot (or `NIL`) while on the free list (rule 4). 32 bits: an index, or
+    /// `NIL`, fits them on every target (`INDEX_BITS` is at most 32).
+    next: AtomicU32,
 }
 
 impl<T> Entry<T> {
@@ -119,7 +120,7 @@ impl<T> Entry<T> {
         Self {
             value,
             stamp: AtomicU32::new(0),
-            next: AtomicUsize::new(Self::first_next(index, capacity)),
+            next: AtomicU32::new(link(Self::first_next(index, capacity))),
         }
     }
 
@@ -129,6 +130,29 @@ impl<T> Entry<T> {
     fn first_next(index: usize, capacity: usize) -> usize {
         if index + 1 < capacity { index + 1 } else { NIL }
     }
+
+    /// The `next` link.
+    #[inline]
+    fn next(&self, order: Ordering) -> usize {
+        self.next.load(order) as usize
+    }
+
+    /// Sets the `next` link.
+    #[inline]
+    fn set_next(&self, next: usize, order: Ordering) {
+        self.next.store(link(next), order);
+    }
+}
+
+/// A slot index or [`NIL`] as a 32-bit link (both fit: `INDEX_BITS` is at most 32).
+#[inline]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "indices and NIL are below 2^32 (INDEX_BITS <= 32)"
+)]
+fn link(index: usize) -> u32 {
+    debug_assert!(index <= NIL);
+    index as u32
 }
 
 impl<T: fmt::Debug> fmt::Debug for Entry<T> {
@@ -349,7 +373,8 @@ impl<T, const N: usize> SlotTable<T, [Entry<T>; N]> {
                 let entry = entries.add(index);
                 (&raw mut (*entry).value).write(value);
                 (&raw mut (*entry).stamp).write(AtomicU32::new(0));
-                (&raw mut (*entry).next).write(AtomicUsize::new(Entry::<T>::first_next(index, N)));
+                (&raw mut (*entry).next)
+                    .write(AtomicU32::new(link(Entry::<T>::first_next(index, N))));
             }
             built.count = index + 1;
         }
@@ -521,7 +546,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
                     continue;
                 };
                 // Rule 3: the chain is ours; its links are those its releases wrote.
-                let rest = entry.next.load(Ordering::Relaxed);
+                let rest = entry.next(Ordering::Relaxed);
                 if rest != NIL {
                     self.move_to_pool(cells, rest);
                 }
@@ -530,7 +555,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
             // Relaxed: the Acquire load of `head` saw the pop or move that made this slot
             // the first (rule 5); a newer `next` can only come from a reuse, which changes
             // the tag and fails the CAS below (rule 4).
-            let next = entry.next.load(Ordering::Relaxed);
+            let next = entry.next(Ordering::Relaxed);
             match self.words.head.compare_exchange_weak(
                 head,
                 pack(next, next_tag(head)),
@@ -560,13 +585,13 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
                 let last = *last.get_or_insert_with(|| {
                     let mut at = first;
                     loop {
-                        match cells[at].next.load(Ordering::Relaxed) {
+                        match cells[at].next(Ordering::Relaxed) {
                             NIL => break at,
                             next => at = next,
                         }
                     }
                 });
-                cells[last].next.store(pool, Ordering::Relaxed);
+                cells[last].set_next(pool, Ordering::Relaxed);
             }
             match self.words.head.compare_exchange_weak(
                 head,
@@ -609,7 +634,7 @@ impl<T, S: Storage<Entry<T>>> SlotTable<T, S> {
         // Push the slot on the returns (rule 4); only we write its `next` now (rule 3).
         let mut head = self.returns.load(Ordering::Acquire);
         loop {
-            entry.next.store(head, Ordering::Relaxed);
+            entry.set_next(head, Ordering::Relaxed);
             match self.returns.compare_exchange_weak(
                 head,
                 index,
@@ -814,7 +839,7 @@ mod tests {
                 .entries
                 .cells()
                 .iter()
-                .map(|e| (e.stamp.load(Ordering::Relaxed), load(&e.next)))
+                .map(|e| (e.stamp.load(Ordering::Relaxed), e.next(Ordering::Relaxed)))
                 .collect()
         };
         assert_eq!(slots(a), slots(b));

@@ -16,6 +16,11 @@ pub(crate) use core::sync::atomic::fence;
 #[cfg(all(feature = "std", errand_loom))]
 pub(crate) use loom::sync::atomic::fence;
 
+#[cfg(all(feature = "std", errand_loom))]
+pub(crate) use loom::sync::Mutex;
+#[cfg(all(feature = "std", not(errand_loom)))]
+pub(crate) use std::sync::Mutex;
+
 #[cfg(all(feature = "alloc", not(errand_loom)))]
 pub(crate) use alloc::sync::Arc;
 #[cfg(all(feature = "alloc", errand_loom))]

@@ -25,18 +25,23 @@
 use core::fmt;
 use core::task::Waker;
 
-use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{AtomicU8, Ordering, UnsafeCell};
 
 /// Nobody is using the cell.
-const WAITING: usize = 0;
+const WAITING: u8 = 0;
 /// A registrant is writing the cell.
-const REGISTERING: usize = 0b01;
+const REGISTERING: u8 = 0b01;
 /// A waker is taking the cell (or asked a registrant to wake).
-const WAKING: usize = 0b10;
+const WAKING: u8 = 0b10;
 
 /// One registered waker (see the [module docs](self)).
 pub(crate) struct WakerSlot {
-    state: AtomicUsize,
+    state: AtomicU8,
+    /// A byte for the owner's own state (a flag's raised bit, a completion's phase),
+    /// zero at first. It shares the slot's word with `state`, so a flag or a latch costs
+    /// the slot's 24 bytes on 64-bit targets instead of a word more; the slot itself
+    /// never touches it.
+    pub(crate) tag: AtomicU8,
     waker: UnsafeCell<Option<Waker>>,
 }
 
@@ -50,7 +55,8 @@ impl WakerSlot {
     /// An empty slot.
     pub(crate) fn new() -> Self {
         Self {
-            state: AtomicUsize::new(WAITING),
+            state: AtomicU8::new(WAITING),
+            tag: AtomicU8::new(0),
             waker: UnsafeCell::new(None),
         }
     }

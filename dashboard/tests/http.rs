@@ -379,6 +379,11 @@ async fn actions_need_the_token_once_one_is_set() {
         .router();
     let open = Arc::new(AtomicBool::new(false));
     let task = manager.submit(held(&open)).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while manager.state(task.id()) != Some(State::Running) {
+        assert!(Instant::now() < deadline, "the task did not start");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let cancel = format!("/api/tasks/{}/cancel", task.id());
     for headers in [
         &[][..],

@@ -12,7 +12,7 @@
 //! - `dispatch_latency.svg`: idle dispatch latency p50 and p99 per adapter, errand beside
 //!   its baseline (`dispatch_latency_*`);
 //! - `throughput.svg`: no-op throughput per adapter beside its baseline
-//!   (`noop_throughput_*`);
+//!   (`noop_throughput_*`, the bare thread pool included);
 //! - `priority_under_backlog.svg`: start latency (p99) of a CRITICAL and of a NORMAL task
 //!   behind a 100k backlog, log scale (`priority_latency_under_backlog*`);
 //! - `allocations_per_task.svg` and `memory_per_queued_task.svg`.
@@ -108,9 +108,14 @@ fn plot_all(lines: &[Line], dir: &Path) -> Result<Vec<std::path::PathBuf>> {
         (groups, subject, baseline)
     };
 
-    let (groups, s, b) = pairs(&|a| format!("noop_throughput_{a}"), &|line, a| {
+    let (mut groups, mut s, mut b) = pairs(&|a| format!("noop_throughput_{a}"), &|line, a| {
         format!("{a} (vs {})", line.baseline)
     });
+    if let Some(line) = find(lines, "noop_throughput_threads_bare") {
+        groups.push("threads (vs a bare bounded channel pool)".into());
+        s.push(line.subject_value);
+        b.push(line.baseline_value);
+    }
     emit(
         "throughput.svg",
         (!groups.is_empty()).then(|| Bars {

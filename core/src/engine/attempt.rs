@@ -92,8 +92,13 @@ impl Inner {
     pub(crate) fn claim(&self, seat: &Seat, inline: bool, now: Option<u64>) -> Option<Claimed> {
         let mut now = now;
         loop {
-            let (id, level) = self.queue.pop()?;
-            // Rule 1: the queue entry is the task's token, so the slot is still this task's.
+            let (index, level) = self.queue.pop()?;
+            // Rule 1: the queue entry is the task's token, so the slot is still this task's
+            // and its live id is the queued task's.
+            let id = self
+                .records
+                .id_at(index as usize)
+                .expect("a queued task's slot is live");
             let record = self.records.get(id).expect("a queued task's slot is live");
             // Rule 3: winning `Start` hands us the job (handoff rule 2).
             let Ok(taken) = record.state.apply(TaskEvent::Start) else {

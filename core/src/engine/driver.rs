@@ -21,6 +21,7 @@ use super::inner::{Inner, Seat};
 use super::wait::{block_on, listen_until};
 use crate::completion::{Completion, Taken};
 use crate::park::{Parked, SpinToken};
+use crate::waitlist::{Listener, Waitlist};
 
 /// What the engine needs from a runtime: a way to start its loops.
 ///
@@ -342,12 +343,12 @@ async fn work<M: Runs>(inner: &Arc<Inner>, runs: M) {
 
 impl Inner {
     /// Registers an idle worker and re-checks the queue (parking rule 1).
-    fn idle_listener(&self) -> Parked<'_, event_listener::EventListener> {
+    fn idle_listener(&self) -> Parked<'_, Listener<'_>> {
         self.parking.park(|| !self.queue.is_empty())
     }
 
     /// Takes the spinning slot, if free (parking rule 5).
-    fn try_spin(&self) -> Option<SpinToken<'_, event_listener::Event>> {
+    fn try_spin(&self) -> Option<SpinToken<'_, Waitlist>> {
         self.parking.try_spin()
     }
 

@@ -128,7 +128,9 @@ impl<T> TaskHandle<T> {
     /// Polls the completion (a load each time) for up to `limit` before a blocking wait
     /// parks: a short task ends within a few µs of a busy-enough worker picking it up,
     /// and parking then costs a futex wait plus a wake-up (tens of µs on the 2-core
-    /// machine of BENCHMARKS.md). Whether it ended.
+    /// machine of BENCHMARKS.md). Between rounds it yields its core: the worker it waits
+    /// for may have been woken onto this very core (the other one busy), and would
+    /// otherwise wait for the spin to end before it starts the task. Whether it ended.
     fn spin_until_done(&self, limit: Duration) -> bool {
         let start = Instant::now();
         loop {
@@ -141,6 +143,7 @@ impl<T> TaskHandle<T> {
             if start.elapsed() >= limit {
                 return false;
             }
+            std::thread::yield_now();
         }
     }
 

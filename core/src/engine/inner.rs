@@ -27,6 +27,7 @@ use super::timers::Timers;
 use crate::gate::Gate;
 use crate::park::{Notify, Parking};
 use crate::settle::Settle;
+use crate::waitlist::Waitlist;
 use crate::{
     BoxedPriorityQueue, Entry, MemoryBudget, Mode, RetryPolicy, SlotTable, SplitMix64, TaskId,
 };
@@ -71,11 +72,13 @@ pub(crate) type Seat = Arc<Arc<Inner>>;
 /// Everything the manager, its handles and its workers share.
 pub(crate) struct Inner {
     pub(crate) records: SlotTable<Record, Box<[Entry<Record>]>>,
-    pub(crate) queue: BoxedPriorityQueue<TaskId>,
-    /// Idle workers, the event they wait on (notified when work arrives while one is
+    /// Queued tasks by slot index (4 bytes an entry; the slot's live id is the queued
+    /// task's, rule 1).
+    pub(crate) queue: BoxedPriorityQueue<u32>,
+    /// Idle workers, the list they wait on (notified when work arrives while one is
     /// idle, and when workers must stop) and the stop flag: workers exit once stopping
     /// and the queue is empty; the timer driver exits.
-    pub(crate) parking: Parking<Event>,
+    pub(crate) parking: Parking<Waitlist>,
     pub(crate) timers: Mutex<Timers>,
     /// Wakes the timer driver: an earlier deadline, a sleeper, a worker to replace, or
     /// stopping.
@@ -144,7 +147,9 @@ impl Inner {
             .map_err(sized("queue_capacity"))?,
             queue: BoxedPriorityQueue::try_with_capacity(capacity, config.mode)
                 .map_err(sized("queue_capacity"))?,
-            parking: Parking::new(Event::new()),
+            parking: Parking::new(Waitlist::with_capacity(
+                config.workers.saturating_add(config.max_detached),
+            )),
             timers: Mutex::new(Timers::try_new(capacity).map_err(sized("queue_capacity"))?),
             timer_event: Event::new(),
             sleepers: Sleepers::default(),
@@ -334,10 +339,10 @@ impl Host for Arc<Inner> {
     }
 }
 
-/// Idle workers wait on an `event_listener` event: a listener created before a
-/// notification is woken by it, which is what [`Notify`] asks.
+/// The settle count's waiters wait on an `event_listener` event: a listener created
+/// before a notification is woken by it, which is what [`Notify`] asks.
 impl Notify for Event {
-    type Listener = EventListener;
+    type Listener<'a> = EventListener;
 
     fn listen(&self) -> EventListener {
         Event::listen(self)

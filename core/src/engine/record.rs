@@ -331,7 +331,7 @@ mod tests {
         );
         assert!(size_of::<Cold>() <= 128, "Cold is {} B", size_of::<Cold>());
         assert!(
-            size_of::<Record>() <= 216,
+            size_of::<Record>() <= 208,
             "Record is {} B",
             size_of::<Record>()
         );

@@ -272,7 +272,7 @@ impl Inner {
     pub(crate) fn enqueue(&self, id: TaskId, record: &Record, ready: u64) {
         record.ready_at.store(ready, Ordering::Relaxed);
         let priority = Priority(record.priority.load(Ordering::Relaxed));
-        if self.queue.push(id, priority).is_err() {
+        if self.queue.push(id.index(), priority).is_err() {
             // Each live task has at most one queue entry and a level holds as many entries
             // as there are slots: a push cannot find its level full.
             unreachable!("a queue level holds as many entries as there are task slots");

@@ -13,3 +13,4 @@ mod handoff;
 mod park;
 mod settle;
 mod support;
+mod waitlist;

@@ -2,10 +2,12 @@
 //! priority queue: a push that completes while the only worker goes idle always gets that
 //! worker woken or seen, and a stop always reaches an idle worker.
 //!
-//! A lost wakeup shows as a loom deadlock (the worker waits forever).
+//! Idle workers wait on the engine's own notifier ([`Waitlist`]), so these models check
+//! the two protocols together. A lost wakeup shows as a loom deadlock (the worker waits
+//! forever).
 
-use super::support::Bell;
 use crate::park::{Parked, Parking};
+use crate::waitlist::Waitlist;
 use crate::{InlinePriorityQueue, Mode, Priority};
 use loom::sync::Arc;
 use loom::thread;
@@ -13,13 +15,13 @@ use loom::thread;
 /// A queue of `N` slots per level, a parking, and the loom stand-in for the event.
 struct Pool<const N: usize = 1> {
     queue: InlinePriorityQueue<u8, N>,
-    parking: Parking<Bell>,
+    parking: Parking<Waitlist>,
 }
 
 fn pool<const N: usize>() -> Arc<Pool<N>> {
     Arc::new(Pool {
         queue: InlinePriorityQueue::new(Mode::Strict),
-        parking: Parking::new(Bell::default()),
+        parking: Parking::new(Waitlist::with_capacity(2)),
     })
 }
 
@@ -84,7 +86,7 @@ fn worker<const N: usize>(pool: &Pool<N>, until: usize, spins: bool) -> usize {
             Parked::Work => thread::yield_now(),
             Parked::Exit => return taken,
             Parked::Wait(listener, token) => {
-                pool.parking.notifier().wait(listener);
+                loom::future::block_on(listener);
                 drop(token);
                 woken = true;
             }
@@ -163,7 +165,7 @@ fn push_while_spinning_then_parking_wakes_the_worker() {
 /// the slot up (rule 5), so no item waits while a worker sleeps.
 #[test]
 fn skipped_wakeups_are_passed_on_by_the_spinner() {
-    // Three threads around the mutex-and-condvar event: an execution where pops wait out
+    // Three threads around the waitlist's mutex: an execution where pops wait out
     // an in-flight push (yielding) takes more than loom's default 1000 branches, and at
     // two preemptions the search outgrows any branch limit we tried, so this model runs
     // at one. One is enough for the bug it guards against: with the give-up path

@@ -85,7 +85,7 @@ impl Drop for Ticket {
 }
 
 impl Notify for Bell {
-    type Listener = Ticket;
+    type Listener<'a> = Ticket;
 
     fn listen(&self) -> Ticket {
         let mut state = self.inner.state.lock().unwrap();

@@ -22,6 +22,10 @@
 //!   awaited with `smol::block_on`. threads: errand-threads blocking no-op closures, handles
 //!   dropped, then `wait_for_completion` vs [`ChannelPool`](errand_benches::ChannelPool)
 //!   (2 threads, boxed closures over crossbeam-channel) and its `wait_idle`.
+//! - `noop_throughput_threads_bare` (tasks/s): the same errand-threads side vs
+//!   [`BarePool`](errand_benches::BarePool), the floor any thread pool pays: 2 threads
+//!   taking boxed closures from a bounded crossbeam channel (1 024 jobs), with no tracking
+//!   at all; its run ends when the threads, their channel closed, are joined.
 //! - `dispatch_latency_{p50,p99}_{tokio,smol,threads}` (ns): idle system, from the instant
 //!   before submit / spawn to the instant the task's body reads the clock; one task at a
 //!   time, 500 µs of sleep between samples so the workers park. Percentiles of each round's

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use errand_benches::ChannelPool;
 use errand_benches::counting::Window;
 use errand_benches::report::{Line, Unit, median};
+use errand_benches::{BarePool, ChannelPool};
 use errand_core::Priority;
 use errand_core::engine::Manager;
 
@@ -204,9 +204,33 @@ impl Sides for ThreadsSides<'_> {
     }
 }
 
-/// errand-threads vs a crossbeam-channel pool.
+/// Jobs the bare pool's channel holds before a sender waits.
+const BARE_CAPACITY: usize = 1024;
+
+/// The bare pool's side of `noop_throughput_threads_bare`: `n` boxed closures through a
+/// bounded channel to [`WORKERS`] threads, timed from the first send until the threads,
+/// their channel closed, have run them all and been joined. The threads are started
+/// before the clock.
+fn bare(n: usize) -> Duration {
+    let pool = BarePool::new(WORKERS, BARE_CAPACITY);
+    let start = Instant::now();
+    for i in 0..n {
+        pool.execute(move || {
+            std::hint::black_box(i);
+        });
+    }
+    pool.join();
+    start.elapsed()
+}
+
+/// errand-threads vs a crossbeam-channel pool, and vs a bare one.
 pub(crate) fn threads(runner: &mut Runner, adapter: &ThreadsAdapter) {
-    if !runner.wants_any(&["noop_throughput_threads", "allocations_per_task_threads"]) {
+    const BARE: &str = "noop_throughput_threads_bare";
+    if !runner.wants_any(&[
+        "noop_throughput_threads",
+        "allocations_per_task_threads",
+        BARE,
+    ]) {
         return;
     }
     let sides = ThreadsSides {
@@ -221,5 +245,24 @@ pub(crate) fn threads(runner: &mut Runner, adapter: &ThreadsAdapter) {
         "crossbeam-channel pool (2 threads)",
         &sides,
     );
+    if runner.wants(BARE) {
+        let n = runner.plan.throughput_tasks;
+        let rate = |d: Duration| n as f64 / d.as_secs_f64();
+        let (s, b) = interleave(
+            &format!("{BARE} ({n} tasks)"),
+            runner.plan.rounds,
+            || rate(sides.subject(n)),
+            || rate(bare(n)),
+        );
+        runner.emit(Line::new(
+            BARE,
+            "errand-threads",
+            format!("bare bounded crossbeam-channel pool ({WORKERS} threads, untracked)"),
+            Unit::TasksPerSecond,
+            median(&s),
+            median(&b),
+            true,
+        ));
+    }
     crate::adapters::finish(sides.manager);
 }
