@@ -36,6 +36,30 @@ use errand_threads::prelude::*;
 use crate::Runner;
 use crate::durable::{Noop, Probe, durable_worker, probes, ran};
 
+/// CPU time the whole machine has spent busy so far (all cores, `/proc/stat`), in
+/// seconds: what a round cost the server, the workers and the peer together.
+fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != 3 && *index != 4)
+        .map(|(_, ticks)| ticks)
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    busy / hz
+}
+
 /// Jobs per enqueue call, on both sides.
 const ENQUEUE_BATCH: u64 = 1_000;
 /// The default lease of errand-store-postgres, which the rescue case runs with.
@@ -214,10 +238,14 @@ fn errand_round(server: &mut Server, processes: usize, jobs: u64) -> (f64, f64) 
     let workers: Vec<Worker> = (0..processes)
         .map(|n| Worker::start(&server.url, &schema, &format!("worker-{n}"), &["--instant"]))
         .collect();
-    let started = Instant::now();
+    let (started, busy) = (Instant::now(), machine_busy());
     enqueue(&watcher, jobs);
     until_idle(&watcher);
     let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "  errand, {processes} process(es): {:.1} µs of machine CPU a job",
+        (machine_busy() - busy) / jobs as f64 * 1e6
+    );
     let stats: Vec<WorkerStats> = workers.into_iter().map(Worker::stop).collect();
     let claimed: u64 = stats.iter().map(|s| s.claimed).sum();
     let claims: u64 = stats.iter().map(|s| s.claims).sum();
@@ -290,6 +318,7 @@ fn pgbench_ceiling(server: &mut Server, clients: usize, batch: usize, jobs: u64)
         .expect("writing the pgbench script");
     let cycles = (jobs as usize / (clients * batch)).max(1);
     let bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let busy = machine_busy();
     let output = Command::new(std::path::Path::new(&bin).join("pgbench"))
         .env("PGOPTIONS", format!("-c search_path={schema}"))
         .args(["-n", "-M", "prepared", "-c", &clients.to_string()])
@@ -322,6 +351,10 @@ fn pgbench_ceiling(server: &mut Server, clients: usize, batch: usize, jobs: u64)
         )
         .and_then(|row| row.try_get(0))
         .expect("counting the completed jobs");
+    eprintln!(
+        "  pgbench, {clients} client(s): {:.1} µs of machine CPU a job",
+        (machine_busy() - busy) / done.max(1) as f64 * 1e6
+    );
     server.drop_schema(&schema);
     let seconds = (clients * cycles) as f64 / tps;
     done as f64 / seconds
