@@ -283,6 +283,53 @@ fn an_async_waiter_wakes_on_the_next_update() {
     assert!(!seen.is_empty());
 }
 
+#[test]
+fn waiting_readers_miss_no_wake_up_while_workers_write() {
+    // Each round a reader waits while a worker writes the task's updates: a write that
+    // slipped between the reader's look and its wait without waking it would stall the
+    // round for the full 10 s and fail it. Blocking and async readers alike.
+    let manager = manager();
+    let mut updates = manager.subscribe();
+    for round in 0..500 {
+        let handle = manager.spawn_blocking(|_| Ok::<_, BoxError>(())).unwrap();
+        let id = handle.id();
+        if round % 2 == 0 {
+            gather(&mut updates, ended(id));
+        } else {
+            // A watchdog: if the round stalls, it says so and writes an update (a task of
+            // its own) to wake the reader, so the test fails instead of hanging.
+            let (done, finished) = std::sync::mpsc::channel::<()>();
+            let manager = &manager;
+            let stalled = std::thread::scope(|scope| {
+                let watchdog = scope.spawn(move || {
+                    let stalled = finished.recv_timeout(Duration::from_secs(10)).is_err();
+                    if stalled {
+                        drop(manager.spawn_blocking(|_| Ok::<_, BoxError>(())));
+                    }
+                    stalled
+                });
+                let mut seen = Vec::new();
+                errand_core_block_on(async {
+                    loop {
+                        updates.drain(&mut seen);
+                        if ended(id)(&seen) {
+                            break;
+                        }
+                        updates.changed().await;
+                    }
+                });
+                drop(done.send(()));
+                watchdog.join().unwrap()
+            });
+            assert!(
+                !stalled,
+                "round {round}: an async reader missed its wake-up"
+            );
+        }
+        handle.wait().unwrap();
+    }
+}
+
 /// A minimal executor: polls `future` on this thread, parking between polls.
 fn errand_core_block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::sync::Arc;

@@ -18,6 +18,14 @@
 //! 4. **Many readers cost the writers nothing more.** Readers keep their own cursors;
 //!    writers do not know how many there are.
 //!
+//! 5. **A writer wakes readers only while one waits.** A reader about to wait counts
+//!    itself in `waiting` (`SeqCst`), listens, and only then looks at the rings (under
+//!    their locks); a writer, after releasing its ring's lock, notifies only if it reads
+//!    a waiter. Either the reader's look comes after the write in the ring's lock order
+//!    and sees it, or the write comes after the look: the reader's count, made before the
+//!    look, happens-before the writer's read through the lock, which then sees it and
+//!    notifies. So a write costs a plain load, not event-listener's fence.
+//!
 //! Updates of one task from different threads (its submission, its worker, a cancel) may
 //! reach a reader in different drains; each carries its time ([`TaskUpdate::at`]), so a
 //! reader that keeps the latest per task never goes back.
@@ -143,8 +151,10 @@ pub(crate) struct Events {
     rings: OnceLock<Box<[CachePadded<Mutex<Ring>>]>>,
     /// Rings to make: a power of two.
     count: usize,
-    /// Notified after an update is written.
+    /// Notified after an update is written, while a reader waits (rule 5).
     written: Event,
+    /// Readers waiting for an update now (rule 5).
+    waiting: AtomicUsize,
 }
 
 impl Events {
@@ -156,6 +166,7 @@ impl Events {
             rings: OnceLock::new(),
             count: workers.saturating_add(2).next_power_of_two().min(16),
             written: Event::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -196,8 +207,10 @@ impl Events {
             ring.kept.push_back(raw);
             ring.written += 1;
         }
-        // Free when no reader waits (event-listener checks a count first).
-        self.written.notify(usize::MAX);
+        // Rule 5: a reader that waits counted itself before it looked at the rings.
+        if self.waiting.load(Ordering::SeqCst) != 0 {
+            self.written.notify(usize::MAX);
+        }
     }
 }
 
@@ -471,12 +484,15 @@ impl Updates {
             if self.has_new() {
                 return true;
             }
+            let waiting = Waiting::new(&self.inner);
             let listener = self.inner.events.written.listen();
             // Listen, then check again: a write between the two notifies the listener.
             if self.has_new() {
                 return true;
             }
-            if !listen_until(listener, deadline) {
+            let woken = listen_until(listener, deadline);
+            drop(waiting);
+            if !woken {
                 return self.has_new();
             }
         }
@@ -501,7 +517,23 @@ impl Drop for Updates {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Changed<'a> {
     updates: &'a mut Updates,
-    listener: Option<EventListener>,
+    listener: Option<(EventListener, Waiting)>,
+}
+
+/// A reader counted as waiting (rule 5) while this lives.
+struct Waiting(Arc<Inner>);
+
+impl Waiting {
+    fn new(inner: &Arc<Inner>) -> Self {
+        inner.events.waiting.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(inner))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.events.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Changed<'_> {
@@ -520,15 +552,17 @@ impl Future for Changed<'_> {
                 return Poll::Ready(());
             }
             match &mut this.listener {
-                Some(listener) => {
+                Some((listener, _)) => {
                     if Pin::new(listener).poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     this.listener = None;
                 }
                 None => {
-                    // Listen, then check again (at the top of the loop).
-                    this.listener = Some(this.updates.inner.events.written.listen());
+                    // Count, listen, then check again (at the top of the loop): rule 5.
+                    let waiting = Waiting::new(&this.updates.inner);
+                    let listener = this.updates.inner.events.written.listen();
+                    this.listener = Some((listener, waiting));
                 }
             }
         }
