@@ -318,7 +318,7 @@ fn waiting_readers_miss_no_wake_up_while_workers_write() {
                         updates.changed().await;
                     }
                 });
-                drop(done.send(()));
+                done.send(()).ok();
                 watchdog.join().unwrap()
             });
             assert!(
