@@ -15,7 +15,9 @@ use errand_core::engine::JobId;
 use errand_core::engine::durable::{NewJob, Op};
 use tokio_postgres::Transaction;
 
-use crate::write::{FinishValues, InsertParams, Reply, Statements, Writer, insert_params};
+use crate::statements::Statements;
+use crate::values::{FinishValues, InsertParams, insert_params};
+use crate::write::{Reply, Writer};
 
 /// Inserts rows, one per element of its arrays, in the order of the arrays; answers the
 /// new ids. No row can conflict (the only unique index is on the key these rows lack),

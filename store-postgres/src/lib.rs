@@ -67,6 +67,8 @@ mod listen;
 mod read;
 mod rows;
 mod schema;
+mod statements;
+mod values;
 mod write;
 
 use std::sync::{Arc, Mutex};
@@ -81,8 +83,9 @@ use crate::conn::Conn;
 use crate::error::is_transient;
 use crate::listen::Listener;
 use crate::read::Reader;
-pub use crate::write::CLAIM_SQL;
-use crate::write::{Statements, Writer};
+pub use crate::statements::CLAIM_SQL;
+use crate::statements::Statements;
+use crate::write::Writer;
 
 /// The schema errand's tables live in unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "errand";
