@@ -3,16 +3,12 @@
 
 use std::boxed::Box;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::string::{String, ToString};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 use std::vec;
 use std::vec::Vec;
 
-use event_listener::EventListener;
 use serde::Serialize;
 
 use super::job::{
@@ -25,7 +21,6 @@ use super::runner::Registry;
 use super::store::{
     JobFilter, NewJob, ScheduleRow, Store, StoreError, StoreErrorKind, is_retryable,
 };
-use crate::engine::context::{Host, Sleep};
 use crate::engine::guard;
 use crate::engine::inner::{Inner, lock};
 use crate::engine::{Builder, Every, Manager, MissedTicks, Overlap, Runtime};
@@ -119,52 +114,6 @@ impl<R: Runtime> Builder<R> {
     }
 }
 
-/// The durable layer's counts.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
-#[non_exhaustive]
-pub struct DurableStats {
-    /// Durable jobs in memory (claimed by this process) now.
-    pub in_memory: usize,
-    /// The most durable jobs in memory at once.
-    pub window: usize,
-    /// Jobs a previous run left running, recovered at start.
-    pub recovered: u64,
-    /// Jobs enqueued by this process.
-    pub enqueued: u64,
-    /// Jobs claimed from the store (jobs enqueued straight into memory are not claimed).
-    pub claimed: u64,
-    /// Claims that returned jobs (`claimed / claims` is the mean claim's size: the
-    /// store's statements are per claim, not per job).
-    pub claims: u64,
-    /// Attempts whose end was written.
-    pub finished: u64,
-    /// Writes refused by fencing (a stale attempt changed nothing).
-    pub stale: u64,
-    /// Transactions committed or tried.
-    pub transactions: u64,
-    /// Operations in them (a transaction holds many: group commit).
-    pub ops: u64,
-    /// Transactions that failed (their writes were retried or refused).
-    pub failed_commits: u64,
-    /// Transactions failed in a row now: above 0, the store is failing (an outage, a
-    /// full disk); this node claims nothing until a commit succeeds.
-    pub failing: u64,
-    /// Jobs whose lease expired (their node died), made pending again by this node.
-    pub rescued: u64,
-    /// Finished jobs deleted after the retention.
-    pub purged: u64,
-    /// Heartbeats committed (a shared store).
-    pub heartbeats: u64,
-    /// Attempts this node stopped because their job was no longer its own (cancelled
-    /// from elsewhere, or rescued after a lost lease).
-    pub lost: u64,
-    /// Whether this node leads: fires the recurring schedules.
-    pub leader: bool,
-    /// Pending jobs of kinds no type registered here knows: kind and count (empty while
-    /// the store cannot be read).
-    pub unknown_kinds: Vec<(String, u64)>,
-}
-
 /// What [`Manager::retry_job`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -226,7 +175,7 @@ impl ScheduleInfo {
 }
 
 impl<R: Runtime> Manager<R> {
-    fn durable(&self) -> Result<&Arc<Shared>, StoreError> {
+    pub(super) fn durable(&self) -> Result<&Arc<Shared>, StoreError> {
         self.inner.durable.get().ok_or_else(|| {
             StoreError::new(
                 StoreErrorKind::Closed,
@@ -501,19 +450,6 @@ impl<R: Runtime> Manager<R> {
             .collect())
     }
 
-    /// Waits until durable job `id` has finished (its end committed) or `timeout` passes:
-    /// `.await` it, or `.wait()`. Its output is the job as it is then (finished or not),
-    /// `None` if there is no such job.
-    pub fn wait_job(&self, id: JobId, timeout: Duration) -> JobWait<'_> {
-        JobWait {
-            inner: &self.inner,
-            id,
-            deadline: Instant::now().checked_add(timeout),
-            listener: None,
-            sleep: None,
-        }
-    }
-
     /// Stores recurring schedule `name`: every tick of `every` enqueues `job` (as
     /// `options` say, with a unique key per tick, so a tick runs once). Replaces a
     /// schedule of the same name. A restart resumes it, and `every`'s missed-tick policy
@@ -585,49 +521,6 @@ impl<R: Runtime> Manager<R> {
         });
         committed
     }
-
-    /// The durable layer's counts, and the pending kinds nobody here runs.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot be read, or there is none.
-    pub fn durable_stats(&self) -> Result<DurableStats, StoreError> {
-        let shared = self.durable()?;
-        let counters = &shared.counters;
-        let load = |counter: &std::sync::atomic::AtomicU64| {
-            counter.load(std::sync::atomic::Ordering::Relaxed)
-        };
-        let unknown_kinds = shared
-            .reader
-            .pending_kinds()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(kind, _)| shared.registry.runner(kind).is_none())
-            .collect();
-        Ok(DurableStats {
-            in_memory: shared.in_memory(),
-            window: shared.capacity,
-            recovered: load(&counters.recovered),
-            enqueued: load(&counters.enqueued),
-            claimed: load(&counters.claimed),
-            claims: load(&counters.claims),
-            finished: load(&counters.finished),
-            stale: load(&counters.stale),
-            transactions: load(&counters.transactions),
-            ops: load(&counters.ops),
-            failed_commits: load(&counters.failed_commits),
-            failing: load(&shared.health.failing),
-            rescued: load(&counters.rescued),
-            purged: load(&counters.purged),
-            heartbeats: load(&counters.heartbeats),
-            lost: load(&counters.lost),
-            leader: shared
-                .health
-                .leader
-                .load(std::sync::atomic::Ordering::Relaxed),
-            unknown_kinds,
-        })
-    }
 }
 
 /// The ids (or holders' ids) an insert answered, or the store's error (a commit that
@@ -662,107 +555,6 @@ impl Every {
                     None => wall - now.duration_since(deadline),
                 };
                 (None, Some(until))
-            }
-        }
-    }
-}
-
-/// Waits for a durable job to finish (see [`Manager::wait_job`]): `.await` it, or call
-/// [`wait`](JobWait::wait).
-#[must_use = "it does nothing until awaited or waited for"]
-pub struct JobWait<'a> {
-    inner: &'a Arc<Inner>,
-    id: JobId,
-    deadline: Option<Instant>,
-    listener: Option<EventListener>,
-    sleep: Option<Sleep>,
-}
-
-impl fmt::Debug for JobWait<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobWait")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl JobWait<'_> {
-    /// The job's row, if it has finished (or does not exist): `None` to keep waiting.
-    fn check(&self) -> Option<Result<Option<JobInfo>, StoreError>> {
-        let Some(shared) = self.inner.durable.get() else {
-            return Some(Err(StoreError::closed()));
-        };
-        match shared.reader.job(self.id) {
-            Ok(Some(row)) if !row.state.is_finished() => None,
-            Ok(row) => Some(Ok(row.map(|row| JobInfo::of(row, now_millis())))),
-            Err(error) => Some(Err(error)),
-        }
-    }
-
-    /// The job as it is now, after the deadline.
-    fn now(&self) -> Result<Option<JobInfo>, StoreError> {
-        let shared = self.inner.durable.get().ok_or_else(StoreError::closed)?;
-        Ok(shared
-            .reader
-            .job(self.id)?
-            .map(|row| JobInfo::of(row, now_millis())))
-    }
-
-    /// Blocks this thread until the job finishes or the timeout passes.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot be read.
-    pub fn wait(self) -> Result<Option<JobInfo>, StoreError> {
-        loop {
-            if let Some(done) = self.check() {
-                return done;
-            }
-            let Some(shared) = self.inner.durable.get() else {
-                return Err(StoreError::closed());
-            };
-            let listener = shared.committed.listen();
-            if let Some(done) = self.check() {
-                return done;
-            }
-            if !crate::engine::wait::listen_until(listener, self.deadline) {
-                return self.now();
-            }
-        }
-    }
-}
-
-impl Future for JobWait<'_> {
-    type Output = Result<Option<JobInfo>, StoreError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        loop {
-            if let Some(listener) = &mut this.listener {
-                if Pin::new(listener).poll(cx).is_pending() {
-                    if let Some(deadline) = this.deadline {
-                        let sleep = this.sleep.get_or_insert_with(|| {
-                            let host: Arc<dyn Host> = Arc::new(Arc::clone(this.inner));
-                            Sleep::new(host, deadline)
-                        });
-                        if Pin::new(sleep).poll(cx).is_ready() {
-                            return Poll::Ready(this.now());
-                        }
-                    }
-                    return Poll::Pending;
-                }
-                this.listener = None;
-            }
-            if let Some(done) = this.check() {
-                return Poll::Ready(done);
-            }
-            let Some(shared) = this.inner.durable.get() else {
-                return Poll::Ready(Err(StoreError::closed()));
-            };
-            // Listen, then check again (at the top of the loop): no commit is missed.
-            this.listener = Some(shared.committed.listen());
-            if let Some(done) = this.check() {
-                return Poll::Ready(done);
             }
         }
     }

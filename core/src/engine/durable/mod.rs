@@ -81,16 +81,20 @@
 
 mod api;
 mod job;
+mod job_wait;
 mod keeper;
 mod reply;
 mod runner;
+mod stats;
 mod store;
 
 pub(crate) use api::DurableConfig;
-pub use api::{DurableStats, JobWait, Retried, ScheduleInfo};
+pub use api::{Retried, ScheduleInfo};
 pub use job::{DurableJob, EnqueueError, JobId, JobInfo, JobOptions, JobState, ParseJobIdError};
+pub use job_wait::JobWait;
 pub(crate) use keeper::Shared;
 pub use reply::Committed;
+pub use stats::DurableStats;
 pub use store::{
     Finish, Hint, JobFilter, JobRow, NewJob, Op, RetryColumns, ScheduleRow, Sharing, Store,
     StoreError, StoreErrorKind, StoreReader, UnixMillis, is_retryable,
