@@ -578,7 +578,9 @@ async fn main() -> Result<(), BoxError> {
         .route("/nightly-report", post(nightly_report))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(Arc::clone(&manager))
-        .nest("/dashboard", dashboard.router());
+        .nest("/dashboard", dashboard.router())
+        // Prometheus scrapes /metrics at the root by default.
+        .merge(dashboard.metrics_router());
     let addr: SocketAddr = match std::env::var("ERRAND_ADDR") {
         Ok(addr) => addr.parse()?,
         Err(_) => errand_dashboard::DEFAULT_ADDR,

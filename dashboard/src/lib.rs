@@ -220,13 +220,7 @@ impl<R: Runtime> Dashboard<R> {
     /// Mount it with [`Router::nest`] or [`Router::merge`]. Its event stream needs a tokio
     /// runtime (axum's).
     pub fn router(&self) -> Router {
-        let shared = Arc::new(Shared {
-            manager: Arc::clone(&self.manager),
-            token: self.token.clone(),
-            results: self.results.clone(),
-            hub: Arc::clone(&self.hub),
-            has_store: std::sync::OnceLock::new(),
-        });
+        let shared = self.shared();
         let actions = Router::new()
             .route("/api/tasks/cancel", post(api::cancel_tasks::<R>))
             .route("/api/tasks/{id}/cancel", post(api::cancel_task::<R>))
@@ -256,5 +250,36 @@ impl<R: Runtime> Dashboard<R> {
             .fallback(api::no_route)
             .layer(DefaultBodyLimit::max(Self::BODY_LIMIT))
             .with_state(shared)
+    }
+
+    /// A router with the metrics alone, at `/metrics`: merge it at the root of an app
+    /// whose dashboard is nested elsewhere, where Prometheus looks by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let _guard = runtime.enter();
+    /// let manager = std::sync::Arc::new(errand_tokio::builder().build().unwrap());
+    /// let dashboard = errand_dashboard::Dashboard::new(manager);
+    /// let app: axum::Router = axum::Router::new()
+    ///     .nest("/dashboard", dashboard.router())
+    ///     .merge(dashboard.metrics_router()); // GET /metrics
+    /// # drop(app);
+    /// ```
+    pub fn metrics_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics::metrics::<R>))
+            .with_state(self.shared())
+    }
+
+    fn shared(&self) -> Arc<Shared<R>> {
+        Arc::new(Shared {
+            manager: Arc::clone(&self.manager),
+            token: self.token.clone(),
+            results: self.results.clone(),
+            hub: Arc::clone(&self.hub),
+            has_store: std::sync::OnceLock::new(),
+        })
     }
 }

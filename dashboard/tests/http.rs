@@ -652,6 +652,17 @@ async fn metrics_in_the_openmetrics_format() {
     assert!(text.trim_end().ends_with("# EOF"));
     // No store, no store metrics.
     assert!(!text.contains("errand_store_lag"));
+    // The same at an app's root, with the dashboard nested elsewhere.
+    let dashboard = Dashboard::new(Arc::clone(&manager));
+    let app = Router::new()
+        .nest("/dashboard", dashboard.router())
+        .merge(dashboard.metrics_router());
+    let (status, kind, root) = call(&app, "GET", "/metrics", &[], Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(kind.starts_with("application/openmetrics-text"));
+    assert!(root.as_str().unwrap().contains("errand_tasks_submitted_total 4"));
+    let (status, _, _) = call(&app, "GET", "/dashboard/metrics", &[], Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 /// Reads from `stream` into `seen` until it holds `needle`, failing after [`PATIENCE`].
