@@ -3,14 +3,12 @@
 //! encoder), read from the manager's snapshots at each scrape.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use errand_core::engine::{
-    Analytics, DurableStats, JobFilter, JobState, Latency, Manager, Runtime,
-};
+use errand_core::engine::{Analytics, DurableStats, Latency, Runtime};
 use errand_core::{HistogramSnapshot, Level};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
@@ -316,25 +314,18 @@ impl Collector for Scrape {
     }
 }
 
-/// The oldest due pending job's age, among the first 100 pending by id.
-fn store_lag<R: Runtime>(manager: &Manager<R>) -> Option<Duration> {
-    let now = SystemTime::now();
-    manager
-        .jobs(&JobFilter::all().state(JobState::Pending).limit(100))
-        .ok()?
-        .iter()
-        .filter_map(|job| now.duration_since(job.run_at).ok())
-        .max()
-}
-
 pub(crate) async fn metrics<R: Runtime>(
     State(shared): State<Arc<Shared<R>>>,
 ) -> Result<Response, ApiError> {
     let (durable, store_lag) = if shared.has_store() {
         let manager = Arc::clone(&shared.manager);
-        tokio::task::spawn_blocking(move || (manager.durable_stats().ok(), store_lag(&manager)))
-            .await
-            .unwrap_or((None, None))
+        tokio::task::spawn_blocking(move || {
+            let stats = manager.durable_stats().ok();
+            let lag = stats.as_ref().and_then(|stats| stats.lag);
+            (stats, lag)
+        })
+        .await
+        .unwrap_or((None, None))
     } else {
         (None, None)
     };

@@ -660,7 +660,11 @@ async fn metrics_in_the_openmetrics_format() {
     let (status, kind, root) = call(&app, "GET", "/metrics", &[], Body::empty()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(kind.starts_with("application/openmetrics-text"));
-    assert!(root.as_str().unwrap().contains("errand_tasks_submitted_total 4"));
+    assert!(
+        root.as_str()
+            .unwrap()
+            .contains("errand_tasks_submitted_total 4")
+    );
     let (status, _, _) = call(&app, "GET", "/dashboard/metrics", &[], Body::empty()).await;
     assert_eq!(status, StatusCode::OK);
 }

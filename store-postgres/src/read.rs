@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use errand_core::engine::durable::{JobFilter, JobRow, ScheduleRow, StoreReader};
+use errand_core::engine::durable::{JobFilter, JobRow, ScheduleRow, StoreReader, UnixMillis};
 use errand_core::engine::{JobId, JobState, StoreError, StoreErrorKind};
 
 use crate::conn::Conn;
@@ -89,6 +89,19 @@ impl StoreReader for Reader {
                         (kind, u64::try_from(count).unwrap_or(0))
                     })
                     .collect())
+            })
+    }
+
+    fn earliest_due(&self) -> Result<Option<UnixMillis>, StoreError> {
+        self.conn()
+            .run_again("reading the earliest due pending job", async |client| {
+                Ok(client
+                    .query_opt(
+                        "SELECT run_at FROM errand_jobs WHERE state = 0 ORDER BY run_at LIMIT 1",
+                        &[],
+                    )
+                    .await?
+                    .map(|row| row.get(0)))
             })
     }
 }

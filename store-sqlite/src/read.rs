@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use errand_core::engine::durable::{JobFilter, JobRow, ScheduleRow, StoreReader};
+use errand_core::engine::durable::{JobFilter, JobRow, ScheduleRow, StoreReader, UnixMillis};
 use errand_core::engine::{JobId, JobState, StoreError, StoreErrorKind};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -86,6 +86,17 @@ impl StoreReader for Reader {
                 .collect()
             })
             .doing("counting pending jobs by kind")
+    }
+
+    fn earliest_due(&self) -> Result<Option<UnixMillis>, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT run_at FROM errand_jobs INDEXED BY errand_jobs_next WHERE state = 0 \
+                 ORDER BY run_at LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .optional()
+            .doing("reading the earliest due pending job")
     }
 }
 

@@ -60,6 +60,7 @@ macro_rules! store_suite {
             progress_and_timeouts_are_recorded,
             finished_jobs_can_be_retried,
             schedules_are_listed_with_their_next_run,
+            the_earliest_due_pending_job_is_found,
         );
     };
     (@tests $adapter:ty, $place:ty; $($name:ident,)*) => {

@@ -537,3 +537,30 @@ pub fn a_schedule_tick_fires_once_in_the_store<A: Adapter, P: Place>() {
         [("once", 2, 2)]
     );
 }
+
+/// The earliest-due pending job, over every kind (those no node knows included) and no
+/// other state: what a store's lag is measured from.
+pub fn the_earliest_due_pending_job_is_found<A: Adapter, P: Place>() {
+    let place = P::fresh();
+    let mut store = place.open();
+    assert_eq!(store.reader().earliest_due().unwrap(), None);
+    let due_at = |kind, run_at, claimed| {
+        let mut job = new_job(kind, "1", claimed);
+        job.run_at = run_at;
+        job
+    };
+    insert(&mut store, due_at(Double::KIND, 300, false));
+    insert(&mut store, due_at("conformance-no-such-kind", 200, false));
+    let running = insert(&mut store, due_at(Double::KIND, 100, true));
+    assert_eq!(store.reader().earliest_due().unwrap(), Some(200));
+    assert!(finish(&mut store, running, 1, Finish::Cancelled));
+    assert_eq!(store.reader().earliest_due().unwrap(), Some(200));
+    let ids: Vec<JobId> = claim(&mut store, &["conformance-no-such-kind"])
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.reader().earliest_due().unwrap(), Some(300));
+    claim(&mut store, &[Double::KIND]);
+    assert_eq!(store.reader().earliest_due().unwrap(), None);
+}

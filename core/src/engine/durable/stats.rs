@@ -1,10 +1,12 @@
 //! The durable layer's counts: [`DurableStats`], from [`Manager::durable_stats`].
 
 use std::string::String;
+use std::time::Duration;
 use std::vec::Vec;
 
 use serde::Serialize;
 
+use super::job::now_millis;
 use super::store::StoreError;
 use crate::engine::{Manager, Runtime};
 
@@ -52,6 +54,10 @@ pub struct DurableStats {
     /// Pending jobs of kinds no type registered here knows: kind and count (empty while
     /// the store cannot be read).
     pub unknown_kinds: Vec<(String, u64)>,
+    /// How long the earliest-due pending job has waited past its due time (zero when it
+    /// is not yet due; `None` with none pending, or while the store cannot be read): the
+    /// workers' lag behind the store, over every node and kind.
+    pub lag: Option<Duration>,
 }
 
 impl<R: Runtime> Manager<R> {
@@ -95,6 +101,12 @@ impl<R: Runtime> Manager<R> {
                 .leader
                 .load(std::sync::atomic::Ordering::Relaxed),
             unknown_kinds,
+            lag: shared
+                .reader
+                .earliest_due()
+                .ok()
+                .flatten()
+                .map(|due| Duration::from_millis(u64::try_from(now_millis() - due).unwrap_or(0))),
         })
     }
 }

@@ -565,6 +565,15 @@ pub trait StoreReader: Send + Sync + 'static {
     ///
     /// As [`Store::commit`].
     fn pending_kinds(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// When the earliest-due pending job was due (Unix milliseconds), whatever its kind;
+    /// `None` with none pending. Now minus this, when positive, is how far the store's
+    /// workers lag behind it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read.
+    fn earliest_due(&self) -> Result<Option<UnixMillis>, StoreError>;
 }
 
 /// Why a store could not do what was asked.
