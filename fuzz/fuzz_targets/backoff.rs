@@ -21,8 +21,12 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let jitter = [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated]
-        [usize::from(input.jitter % 4)];
+    let jitter = [
+        Jitter::None,
+        Jitter::Full,
+        Jitter::Equal,
+        Jitter::Decorrelated,
+    ][usize::from(input.jitter % 4)];
     let built = RetryPolicy::builder()
         .max_retries(input.max_retries)
         .initial_delay(Duration::from_nanos(input.initial_ns))
@@ -62,7 +66,10 @@ fuzz_target!(|input: Input| {
                 previous.saturating_mul(3).max(input.initial_ns).min(cap),
             ),
         };
-        assert!(low <= d && d <= high, "retry {retry}: {d} outside {low}..={high}");
+        assert!(
+            low <= d && d <= high,
+            "retry {retry}: {d} outside {low}..={high}"
+        );
         previous = d;
     }
 });

@@ -25,7 +25,11 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let capacity = usize::from(input.capacity % 16) + 1;
-    let mode = if input.weighted { Mode::Weighted } else { Mode::Strict };
+    let mode = if input.weighted {
+        Mode::Weighted
+    } else {
+        Mode::Strict
+    };
     let queue = BoxedPriorityQueue::<u32>::with_capacity(capacity, mode);
     let mut model: [VecDeque<u32>; Level::COUNT] = Default::default();
     for (n, op) in input.ops.into_iter().enumerate() {
@@ -48,7 +52,10 @@ fuzz_target!(|input: Input| {
             Op::Pop => match queue.pop() {
                 Some((got, level)) => {
                     if mode == Mode::Strict {
-                        let highest = Level::ALL.iter().rev().find(|l| !model[l.index()].is_empty());
+                        let highest = Level::ALL
+                            .iter()
+                            .rev()
+                            .find(|l| !model[l.index()].is_empty());
                         assert_eq!(Some(&level), highest);
                     }
                     assert_eq!(model[level.index()].pop_front(), Some(got));

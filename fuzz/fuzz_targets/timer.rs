@@ -15,17 +15,32 @@ const CAP: usize = 64;
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// Arm `index` at `now + delta` (saturating).
-    Insert { index: u8, delta: u64 },
+    Insert {
+        index: u8,
+        delta: u64,
+    },
     /// Arm `index` at an absolute tick (possibly in the past).
-    InsertAt { index: u8, tick: u64 },
-    Cancel { index: u8 },
-    Advance { delta: u64 },
+    InsertAt {
+        index: u8,
+        tick: u64,
+    },
+    Cancel {
+        index: u8,
+    },
+    Advance {
+        delta: u64,
+    },
     /// Advance by `2^shift`.
-    Jump { shift: u8 },
+    Jump {
+        shift: u8,
+    },
     /// Advance exactly to `next_deadline()`.
     Sleep,
     /// Fire at most `count` timers through `poll`, then stop.
-    PollSome { delta: u32, count: u8 },
+    PollSome {
+        delta: u32,
+        count: u8,
+    },
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -38,7 +53,9 @@ fuzz_target!(|ops: Vec<Op>| {
                 let deadline = wheel.now().saturating_add(delta);
                 insert(&mut wheel, &mut model, index.into(), deadline);
             }
-            Op::InsertAt { index, tick } => insert(&mut wheel, &mut model, (index % 72).into(), tick),
+            Op::InsertAt { index, tick } => {
+                insert(&mut wheel, &mut model, (index % 72).into(), tick)
+            }
             Op::Cancel { index } => {
                 let index = usize::from(index % 72);
                 assert_eq!(wheel.cancel(index), model.remove(&index));
@@ -60,8 +77,13 @@ fuzz_target!(|ops: Vec<Op>| {
                 let now = wheel.now().saturating_add(delta.into());
                 for _ in 0..count {
                     let Some(index) = wheel.poll(now) else { break };
-                    let deadline = model.remove(&index).expect("fired a timer that was not pending");
-                    assert!(deadline <= now, "fired {index} (deadline {deadline}) at {now}");
+                    let deadline = model
+                        .remove(&index)
+                        .expect("fired a timer that was not pending");
+                    assert!(
+                        deadline <= now,
+                        "fired {index} (deadline {deadline}) at {now}"
+                    );
                 }
             }
         }
@@ -102,7 +124,11 @@ fn advance(
     assert_eq!(wheel.now(), now);
     let fired_set: BTreeSet<usize> = fired.iter().copied().collect();
     assert_eq!(fired_set.len(), fired.len(), "fired twice: {fired:?}");
-    let due: BTreeSet<usize> = model.iter().filter(|&(_, &d)| d <= now).map(|(&i, _)| i).collect();
+    let due: BTreeSet<usize> = model
+        .iter()
+        .filter(|&(_, &d)| d <= now)
+        .map(|(&i, _)| i)
+        .collect();
     assert_eq!(fired_set, due);
     for i in &fired {
         model.remove(i);
