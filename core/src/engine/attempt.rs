@@ -299,7 +299,7 @@ impl Inner {
             let mut cold = record.lock();
             // Rule 8: the job may go back to the cell next; the latch goes first.
             cold.latch = None;
-            cold.error = Some(text.into());
+            cold.set_error(text.into());
             cold.extra.as_ref().and_then(|extra| extra.on_error.clone())
         };
         let decision = match handler {
@@ -455,7 +455,7 @@ impl Inner {
         if self.events.on() || cfg!(feature = "tracing") {
             let (attempt, text) = {
                 let cold = record.lock();
-                (cold.attempt, cold.error.clone())
+                (cold.attempt, cold.error().map(Box::<str>::from))
             };
             self.tell_retrying(id, attempt, text.as_deref(), delay);
         }
@@ -520,12 +520,12 @@ impl Inner {
                         cold.finished_at = ended;
                     }
                     if let Some(text) = text {
-                        cold.error = Some(text.into());
+                        cold.set_error(text.into());
                     }
                     self.note_locked(&mut cold, core::mem::take(&mut notes));
                     if self.events.on() || cfg!(feature = "tracing") {
                         let error = (step.transition.to != State::Succeeded)
-                            .then_some(cold.error.as_deref())
+                            .then_some(cold.error())
                             .flatten();
                         self.tell_ended(id, step.transition.to, cold.attempt, error, ended);
                     }

@@ -171,7 +171,7 @@ impl Inner {
         }
         self.tell_progress(id, percent, &message);
         cold.progress = percent;
-        cold.message = Some(message.into_boxed_str());
+        cold.set_message(message.into_boxed_str());
         true
     }
 

@@ -74,12 +74,13 @@ pub(crate) struct Cold {
     /// Attempts started so far (the running attempt included; saturating).
     pub(crate) attempt: u32,
     pub(crate) progress: f64,
-    pub(crate) message: Option<Box<str>>,
+    /// The progress message and the last attempt's error, boxed together on the first
+    /// write of either (most tasks write neither: 8 bytes of the slot where two
+    /// `Option<Box<str>>` take 32); see [`Cold::message`], [`Cold::error`].
+    pub(crate) texts: Option<Box<Texts>>,
     pub(crate) submitted_at: Stamp,
     pub(crate) started_at: Option<Stamp>,
     pub(crate) finished_at: Option<Stamp>,
-    /// The last attempt's error, as text.
-    pub(crate) error: Option<Box<str>>,
     /// Each attempt's time limit in nanoseconds (never zero: submit refuses a zero
     /// timeout), 8 bytes where `Option<Duration>` takes 16; see [`Cold::timeout`].
     pub(crate) timeout_ns: Option<NonZeroU64>,
@@ -93,6 +94,14 @@ pub(crate) struct Cold {
     pub(crate) latch: Option<LatchRef>,
     /// [`INLINE`] and [`DETACHED`].
     pub(crate) flags: u8,
+}
+
+/// A task's texts, in [`Cold`] behind one pointer.
+#[derive(Default)]
+pub(crate) struct Texts {
+    message: Option<Box<str>>,
+    /// The last attempt's error.
+    error: Option<Box<str>>,
 }
 
 /// `Cold::flags`: the running blocking attempt runs on its worker's own thread (so
@@ -150,6 +159,26 @@ impl Extra {
 }
 
 impl Cold {
+    /// The last progress message.
+    pub(crate) fn message(&self) -> Option<&str> {
+        self.texts.as_deref()?.message.as_deref()
+    }
+
+    /// The last attempt's error, as text.
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.texts.as_deref()?.error.as_deref()
+    }
+
+    /// Sets the progress message.
+    pub(crate) fn set_message(&mut self, message: Box<str>) {
+        self.texts.get_or_insert_default().message = Some(message);
+    }
+
+    /// Sets the last attempt's error.
+    pub(crate) fn set_error(&mut self, error: Box<str>) {
+        self.texts.get_or_insert_default().error = Some(error);
+    }
+
     /// Each attempt's time limit.
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.timeout_ns
@@ -179,7 +208,8 @@ impl Cold {
 
     /// Appends `text` to the task's error (notes of panics caught around the task).
     pub(crate) fn note(&mut self, text: &str) {
-        self.error = Some(match self.error.take() {
+        let error = &mut self.texts.get_or_insert_default().error;
+        *error = Some(match error.take() {
             Some(error) => std::format!("{error}; {text}").into(),
             None => text.into(),
         });
@@ -193,6 +223,7 @@ impl Cold {
         state: State,
         priority: Priority,
     ) -> Finished {
+        let Texts { message, error } = self.texts.take().map(|texts| *texts).unwrap_or_default();
         Finished {
             id,
             state,
@@ -201,8 +232,8 @@ impl Cold {
             attempt: self.attempt,
             runs: self.runs(),
             progress: self.progress,
-            message: self.message.take(),
-            error: self.error.take(),
+            message,
+            error,
             submitted_at: self.submitted_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
@@ -215,11 +246,10 @@ impl Cold {
             label: None,
             attempt: 0,
             progress: 0.0,
-            message: None,
+            texts: None,
             submitted_at: now,
             started_at: None,
             finished_at: None,
-            error: None,
             timeout_ns: None,
             charge: 0,
             extra: None,
@@ -281,8 +311,8 @@ impl Record {
             attempt: cold.attempt,
             runs: cold.runs(),
             progress: cold.progress,
-            message: cold.message.clone(),
-            error: cold.error.clone(),
+            message: cold.message().map(Box::from),
+            error: cold.error().map(Box::from),
             submitted_at: cold.submitted_at,
             started_at: cold.started_at,
             finished_at: cold.finished_at,
@@ -329,9 +359,9 @@ mod tests {
             size_of::<Cold>(),
             size_of::<Record>()
         );
-        assert!(size_of::<Cold>() <= 128, "Cold is {} B", size_of::<Cold>());
+        assert!(size_of::<Cold>() <= 104, "Cold is {} B", size_of::<Cold>());
         assert!(
-            size_of::<Record>() <= 208,
+            size_of::<Record>() <= 184,
             "Record is {} B",
             size_of::<Record>()
         );
