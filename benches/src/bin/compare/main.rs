@@ -2,13 +2,14 @@
 //! the same machine in the same run.
 //!
 //! ```text
-//! cargo run --release -p errand-benches --bin compare -- [--quick] [--out FILE] [--case SUBSTR]
+//! cargo run --release -p errand-benches --bin compare -- [--quick] [--out FILE] [--case SUBSTR] [--skip SUBSTR]...
 //! ```
 //!
 //! Each case runs subject and baseline in alternating rounds (A B A B …) and prints one
 //! JSON object per line on stdout (the format is `errand_benches::report::Line`); progress
 //! goes to stderr. `--out FILE` also writes the lines to `FILE`; `--case SUBSTR` runs only
-//! the cases whose name contains `SUBSTR`. `--quick` (about a minute) uses fewer tasks and
+//! the cases whose name contains `SUBSTR`; `--skip SUBSTR` (repeatable) leaves out those
+//! whose name contains it (`--skip durable_ --skip pg_`: the in-memory cases). `--quick` (about a minute) uses fewer tasks and
 //! rounds than the default (a few minutes); the sizes are in [`Plan`].
 //!
 //! Every errand manager has 2 workers (strict priorities) and so does every baseline. The
@@ -171,6 +172,7 @@ impl Plan {
 pub(crate) struct Runner {
     pub(crate) plan: Plan,
     filter: Option<String>,
+    skip: Vec<String>,
     out: Option<File>,
     emitted: usize,
 }
@@ -179,6 +181,7 @@ impl Runner {
     /// Whether case `case` was asked for.
     pub(crate) fn wants(&self, case: &str) -> bool {
         self.filter.as_deref().is_none_or(|f| case.contains(f))
+            && !self.skip.iter().any(|s| case.contains(s.as_str()))
     }
 
     /// Whether any of `cases` was asked for.
@@ -235,7 +238,7 @@ pub(crate) fn interleave(
 }
 
 fn usage() -> ! {
-    eprintln!("usage: compare [--quick] [--out FILE] [--case SUBSTR]");
+    eprintln!("usage: compare [--quick] [--out FILE] [--case SUBSTR] [--skip SUBSTR]...");
     std::process::exit(2);
 }
 
@@ -243,12 +246,14 @@ fn main() {
     let mut quick = false;
     let mut out = None;
     let mut filter = None;
+    let mut skip = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--out" => out = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
             "--case" => filter = Some(args.next().unwrap_or_else(|| usage())),
+            "--skip" => skip.push(args.next().unwrap_or_else(|| usage())),
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("unknown argument {other:?}");
@@ -278,6 +283,7 @@ fn main() {
     let mut runner = Runner {
         plan,
         filter,
+        skip,
         out,
         emitted: 0,
     };
