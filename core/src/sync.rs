@@ -35,6 +35,38 @@ pub(crate) fn spin_hint() {
     loom::thread::yield_now();
 }
 
+/// Exponential backoff for a lost CAS or a wait on another thread: spinning longer after
+/// each failure keeps two cores from bouncing a contended cache line back and forth.
+pub(crate) struct SpinBackoff {
+    step: u32,
+}
+
+impl SpinBackoff {
+    /// Up to `2^LIMIT` spin hints per wait.
+    const LIMIT: u32 = 6;
+
+    #[inline]
+    pub(crate) fn new() -> Self {
+        SpinBackoff { step: 0 }
+    }
+
+    #[inline]
+    pub(crate) fn spin(&mut self) {
+        // Under loom each hint is a yield; one is enough to let other threads run.
+        let hints = if cfg!(errand_loom) {
+            1
+        } else {
+            1u32 << self.step
+        };
+        for _ in 0..hints {
+            spin_hint();
+        }
+        if self.step < Self::LIMIT {
+            self.step += 1;
+        }
+    }
+}
+
 /// `UnsafeCell` with loom's closure API, so the same code checks accesses under loom.
 #[derive(Debug)]
 pub(crate) struct UnsafeCell<T>(
