@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use std::vec::Vec;
 
 use super::attempt::{Claimed, End};
@@ -18,6 +18,7 @@ use super::cell::{Outcome, Shell};
 use super::error::TaskError;
 use super::guard::Notes;
 use super::inner::{Inner, Seat};
+use super::spin::{SpinBudget, Spun};
 use super::wait::{block_on, listen_until};
 use crate::completion::{Completion, Taken};
 use crate::park::{Parked, SpinToken};
@@ -233,6 +234,12 @@ trait Runs {
     /// Whether blocking jobs run on the worker's own thread (so detaching one takes the
     /// worker away, rule 9).
     const INLINE: bool;
+    /// Whether a spin's length adapts to what spinning found (`spin.rs`). Async workers
+    /// pause by yielding to their executor, so a spinner keeps its OS thread, and the
+    /// core, from a submitter waiting for it; an inline worker yields the OS thread
+    /// between rounds, so the fixed spin costs the submitter nothing (measured, BENCHMARKS.md
+    /// "round trip").
+    const ADAPTIVE_SPIN: bool;
     /// Runs a claimed blocking attempt here and now to its end, or gives it back to be
     /// run by [`offload`](Self::offload).
     #[cfg_attr(
@@ -254,6 +261,7 @@ struct Inline;
 
 impl Runs for Inline {
     const INLINE: bool = true;
+    const ADAPTIVE_SPIN: bool = false;
 
     fn here(&self, seat: &Seat, mut claimed: Claimed) -> Result<End, Claimed> {
         let outcome = call(&mut claimed);
@@ -276,6 +284,7 @@ struct Offload<'a, R>(&'a R);
 
 impl<R: AsyncRuntime> Runs for Offload<'_, R> {
     const INLINE: bool = false;
+    const ADAPTIVE_SPIN: bool = true;
 
     fn here(&self, _seat: &Seat, claimed: Claimed) -> Result<End, Claimed> {
         Err(claimed)
@@ -296,19 +305,20 @@ async fn work<M: Runs>(inner: &Arc<Inner>, runs: M) {
     let seat = &seat;
     let mut graves = Graves::new();
     let mut woken = false;
+    let mut budget = SpinBudget::new();
     // When the previous attempt ended, if this worker claims the next one right away.
     let mut last = None;
     loop {
         // Parking rule 5: a woken worker looks through the spinning slot first.
         let claimed = if woken {
-            match spin(seat, &runs).await {
+            match spin(seat, &runs, &mut budget).await {
                 Some(claimed) => Some(claimed),
                 None => inner.claim(seat, M::INLINE, None),
             }
         } else {
             match inner.claim(seat, M::INLINE, last.take()) {
                 Some(claimed) => Some(claimed),
-                None => spin(seat, &runs).await,
+                None => spin(seat, &runs, &mut budget).await,
             }
         };
         woken = false;
@@ -333,8 +343,14 @@ async fn work<M: Runs>(inner: &Arc<Inner>, runs: M) {
             Parked::Work => {}
             Parked::Exit => return,
             Parked::Wait(listener, token) => {
+                // Rule 3 of `spin.rs` can only lengthen a shortened spin: no clock
+                // reading (tens of ns here) while the spin is full.
+                let parked = budget.is_short().then(Instant::now);
                 listener.await;
                 drop(token);
+                if let Some(parked) = parked {
+                    budget.woke_after(parked.elapsed());
+                }
                 woken = true;
             }
         }
@@ -389,30 +405,33 @@ impl Graves {
     }
 }
 
-/// How long a worker that ran out of work polls for more before it parks (parking rule
-/// 5). Waking a parked worker costs a futex wake plus a reschedule, tens of µs on the
-/// 2-core machine of BENCHMARKS.md; a spinner picks a push up within one poll round. Only
-/// one worker spins at a time, so an idle pool burns at most one core for this long after
-/// its last task, then sleeps.
-const SPIN: Duration = Duration::from_micros(50);
-
 /// Queue polls between two checks of the clock (and pauses) while spinning.
 const SPIN_ROUND: u32 = 32;
 
-/// Spins for work (parking rule 5), pausing between rounds. `None` if another worker
-/// holds the slot (it is responsible for the queued work), or nothing came within
-/// [`SPIN`]: park next.
-async fn spin<M: Runs>(seat: &Seat, runs: &M) -> Option<Claimed> {
+/// Spins for work (parking rule 5) for up to `budget`'s length, pausing between rounds,
+/// and tells `budget` how it went. `None` if another worker holds the slot (it is
+/// responsible for the queued work), or nothing came in time: park next.
+async fn spin<M: Runs>(seat: &Seat, runs: &M, budget: &mut SpinBudget) -> Option<Claimed> {
     let inner: &Inner = seat;
     let token = inner.try_spin()?;
-    let start = Instant::now();
+    let (start, limit) = (Instant::now(), budget.limit());
+    let mut first = true;
     loop {
         let claimed = poll_round(seat, M::INLINE);
-        if claimed.is_some() || inner.parking.is_stopping() || start.elapsed() >= SPIN {
+        let stopping = inner.parking.is_stopping();
+        if claimed.is_some() || stopping || start.elapsed() >= limit {
             // Rule 5: pass on the wake-ups producers skipped while this worker spun.
             token.release(|| inner.has_work());
+            if M::ADAPTIVE_SPIN {
+                budget.spun(match (&claimed, first || stopping) {
+                    (Some(_), false) => Spun::Waited,
+                    (Some(_), true) | (None, true) => Spun::AtOnce,
+                    (None, false) => Spun::Nothing,
+                });
+            }
             return claimed;
         }
+        first = false;
         runs.pause().await;
     }
 }

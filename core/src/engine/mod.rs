@@ -115,6 +115,7 @@ mod shutdown;
 mod sleep;
 mod snapshot;
 mod spec;
+mod spin;
 mod submit;
 mod tally;
 mod task;

@@ -1,5 +1,9 @@
 //! `dispatch_latency_{p50,p99}_<adapter>`: on an idle system, submit → the task's first
-//! line, one task at a time, beside the baseline's spawn → first line.
+//! line, one task at a time, beside the baseline's spawn → first line; and
+//! `roundtrip_latency_{p50,p99}_<adapter>` from the same samples: submit → the task's
+//! result back in the submitter's hands (its handle awaited or waited on), which also
+//! counts what the workers do after the task (a spinning worker can keep the submitter
+//! from its core).
 
 use std::time::{Duration, Instant};
 
@@ -14,54 +18,100 @@ use errand_benches::ExecutorPool;
 /// Sleep between samples: the previous task has finished and the workers park.
 const GAP: Duration = Duration::from_micros(500);
 
-/// One round: `samples` latencies from `sample`, each after [`GAP`]; (p50, p99) in ns.
-fn round(samples: usize, mut sample: impl FnMut() -> Duration) -> (f64, f64) {
-    let latencies: Vec<f64> = (0..samples)
+/// One sample: the instant before the submit (or spawn) and the task's first line's
+/// instant, as the task reports it back; the round trip ends when `sample` returns.
+type Sample = (Instant, Instant);
+
+/// A round's percentiles, in ns: dispatch p50 and p99, round trip p50 and p99.
+type Percentiles = [f64; 4];
+
+/// One round: `samples` latencies from `sample`, each after [`GAP`].
+fn round(samples: usize, mut sample: impl FnMut() -> Sample) -> Percentiles {
+    let (dispatch, trip): (Vec<f64>, Vec<f64>) = (0..samples)
         .map(|_| {
             std::thread::sleep(GAP);
-            sample().as_nanos() as f64
+            let (before, first_line) = sample();
+            let back = Instant::now();
+            (
+                (first_line - before).as_nanos() as f64,
+                (back - before).as_nanos() as f64,
+            )
         })
-        .collect();
-    (percentile(&latencies, 50.0), percentile(&latencies, 99.0))
+        .unzip();
+    [
+        percentile(&dispatch, 50.0),
+        percentile(&dispatch, 99.0),
+        percentile(&trip, 50.0),
+        percentile(&trip, 99.0),
+    ]
 }
 
-/// Runs the rounds and emits the p50 and p99 lines of adapter `short`.
+/// Runs the rounds and emits the dispatch and round-trip lines of adapter `short`.
 fn run(
     runner: &mut Runner,
     short: &str,
     subject: &str,
     baseline: &str,
-    mut subject_sample: impl FnMut() -> Duration,
-    mut baseline_sample: impl FnMut() -> Duration,
+    mut subject_sample: impl FnMut() -> Sample,
+    mut baseline_sample: impl FnMut() -> Sample,
 ) {
     let samples = runner.plan.latency_samples;
-    let (mut s99, mut b99) = (Vec::new(), Vec::new());
+    let (mut s_rest, mut b_rest) = (Vec::<Percentiles>::new(), Vec::<Percentiles>::new());
     let (s50, b50) = interleave(
         &format!("dispatch_latency_{short} ({samples} samples per round; p50 shown)"),
         runner.plan.rounds,
         || {
-            let (p50, p99) = round(samples, &mut subject_sample);
-            s99.push(p99);
-            p50
+            let p = round(samples, &mut subject_sample);
+            s_rest.push(p);
+            p[0]
         },
         || {
-            let (p50, p99) = round(samples, &mut baseline_sample);
-            b99.push(p99);
-            p50
+            let p = round(samples, &mut baseline_sample);
+            b_rest.push(p);
+            p[0]
         },
     );
-    // The warm-up round's p99s are the first entries; drop them like its p50s.
-    s99.remove(0);
-    b99.remove(0);
-    eprintln!("  p99 per round: subject {s99:.0?}, baseline {b99:.0?}");
-    for (p, s, b) in [("p50", &s50, &b50), ("p99", &s99, &b99)] {
+    // The warm-up round's figures are the first entries; drop them like its p50s.
+    s_rest.remove(0);
+    b_rest.remove(0);
+    let column =
+        |rounds: &[Percentiles], k: usize| -> Vec<f64> { rounds.iter().map(|p| p[k]).collect() };
+    eprintln!(
+        "  p99 per round: subject {:.0?}, baseline {:.0?}",
+        column(&s_rest, 1),
+        column(&b_rest, 1)
+    );
+    eprintln!(
+        "  round trip p50 per round: subject {:.0?}, baseline {:.0?}",
+        column(&s_rest, 2),
+        column(&b_rest, 2)
+    );
+    let lines = [
+        ("dispatch_latency_p50", s50, b50),
+        (
+            "dispatch_latency_p99",
+            column(&s_rest, 1),
+            column(&b_rest, 1),
+        ),
+        (
+            "roundtrip_latency_p50",
+            column(&s_rest, 2),
+            column(&b_rest, 2),
+        ),
+        (
+            "roundtrip_latency_p99",
+            column(&s_rest, 3),
+            column(&b_rest, 3),
+        ),
+    ];
+    for (case, s, b) in lines {
         runner.emit(Line::new(
-            format!("dispatch_latency_{p}_{short}"),
+            format!("{case}_{short}"),
             subject,
             baseline,
             Unit::Nanoseconds,
-            median(s),
-            median(b),
+            median(&s),
+            median(&b),
             false,
         ));
     }
@@ -71,6 +121,8 @@ fn wanted(runner: &Runner, short: &str) -> bool {
     runner.wants_any(&[
         format!("dispatch_latency_p50_{short}"),
         format!("dispatch_latency_p99_{short}"),
+        format!("roundtrip_latency_p50_{short}"),
+        format!("roundtrip_latency_p99_{short}"),
     ])
 }
 
@@ -89,14 +141,14 @@ pub(crate) fn tokio(runner: &mut Runner, adapter: &TokioAdapter) {
             adapter.block_on(async {
                 let before = Instant::now();
                 let handle = adapter.submit_stamp(&manager, Priority::NORMAL);
-                handle.await.expect("a stamp task succeeds") - before
+                (before, handle.await.expect("a stamp task succeeds"))
             })
         },
         || {
             adapter.block_on(async {
                 let before = Instant::now();
                 let handle = tokio::spawn(async { Instant::now() });
-                handle.await.expect("a stamp task succeeds") - before
+                (before, handle.await.expect("a stamp task succeeds"))
             })
         },
     );
@@ -118,12 +170,15 @@ pub(crate) fn smol(runner: &mut Runner, adapter: &SmolAdapter) {
         || {
             let before = Instant::now();
             let handle = adapter.submit_stamp(&manager, Priority::NORMAL);
-            smol::block_on(handle).expect("a stamp task succeeds") - before
+            (
+                before,
+                smol::block_on(handle).expect("a stamp task succeeds"),
+            )
         },
         || {
             let before = Instant::now();
             let task = executor.executor().spawn(async { Instant::now() });
-            smol::block_on(task) - before
+            (before, smol::block_on(task))
         },
     );
     finish(manager);
@@ -144,7 +199,7 @@ pub(crate) fn threads(runner: &mut Runner, adapter: &ThreadsAdapter) {
         || {
             let before = Instant::now();
             let handle = adapter.submit_stamp(&manager, Priority::NORMAL);
-            handle.wait().expect("a stamp task succeeds") - before
+            (before, handle.wait().expect("a stamp task succeeds"))
         },
         || {
             let (sender, receiver) = crossbeam_channel::bounded(1);
@@ -152,7 +207,7 @@ pub(crate) fn threads(runner: &mut Runner, adapter: &ThreadsAdapter) {
             pool.execute(move || {
                 let _ = sender.send(Instant::now());
             });
-            receiver.recv().expect("the pool runs the closure") - before
+            (before, receiver.recv().expect("the pool runs the closure"))
         },
     );
     finish(manager);

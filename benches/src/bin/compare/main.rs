@@ -31,6 +31,10 @@
 //!   before submit / spawn to the instant the task's body reads the clock; one task at a
 //!   time, 500 µs of sleep between samples so the workers park. Percentiles of each round's
 //!   samples, median over rounds.
+//! - `roundtrip_latency_{p50,p99}_{tokio,smol,threads}` (ns): the same samples, to the
+//!   instant the submitter has the task's result (its handle awaited, or waited on; the
+//!   baseline's join handle, task or reply channel): what the caller of one task at a
+//!   time waits, including whatever the workers do once the task ends.
 //! - `priority_latency_under_backlog[_smol|_threads]` (ns): both workers are held while
 //!   100k NORMAL no-op tasks are queued, then released; once 1 000 of them have run (the
 //!   workers are draining), a probe task is submitted and its submit → start latency
