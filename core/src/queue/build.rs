@@ -145,14 +145,7 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
     /// ```
     #[must_use]
     pub fn with_capacity(capacity_per_level: usize, mode: Mode) -> Self {
-        assert!(
-            capacity_per_level > 0,
-            "a priority queue level needs at least one slot"
-        );
-        assert!(
-            capacity_per_level <= MAX_LEVEL_CAPACITY,
-            "priority queue capacity {capacity_per_level} per level is above 2^31 - 1"
-        );
+        assert_level_capacity(capacity_per_level);
         Self::from_storage(capacity_per_level, mode, || {
             crate::storage::boxed_from_fn(capacity_per_level, Slot::new)
         })
@@ -172,14 +165,7 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
         capacity_per_level: usize,
         mode: Mode,
     ) -> Result<Self, alloc::collections::TryReserveError> {
-        assert!(
-            capacity_per_level > 0,
-            "a priority queue level needs at least one slot"
-        );
-        assert!(
-            capacity_per_level <= MAX_LEVEL_CAPACITY,
-            "priority queue capacity {capacity_per_level} per level is above 2^31 - 1"
-        );
+        assert_level_capacity(capacity_per_level);
         let mut levels = alloc::vec::Vec::with_capacity(Level::COUNT);
         for _ in 0..Level::COUNT {
             levels.push(crate::storage::try_boxed_from_fn(
@@ -216,4 +202,17 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
             _items: PhantomData,
         }
     }
+}
+
+/// The run-time form of `new`'s `const` assertions, for the heap constructors.
+#[cfg(feature = "alloc")]
+fn assert_level_capacity(capacity_per_level: usize) {
+    assert!(
+        capacity_per_level > 0,
+        "a priority queue level needs at least one slot"
+    );
+    assert!(
+        capacity_per_level <= MAX_LEVEL_CAPACITY,
+        "priority queue capacity {capacity_per_level} per level is above 2^31 - 1"
+    );
 }
