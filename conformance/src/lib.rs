@@ -116,6 +116,7 @@ macro_rules! suite {
             hostile::a_future_panicking_in_drop_on_cancel_leaves_the_worker_alive,
             hostile::a_blocking_task_past_its_timeout_resolves_at_once,
             hostile::a_cancelled_blocking_task_resolves_waiters_at_once,
+            hostile::a_blocking_task_cancelled_while_it_starts_resolves_at_once,
             hostile::detached_closures_keep_the_pool_at_full_strength,
             hostile::an_unlimited_schedule_runs_past_u32_ticks,
             hostile::extreme_settings_are_typed_errors,

@@ -100,8 +100,14 @@ impl Inner {
                 .id_at(index as usize)
                 .expect("a queued task's slot is live");
             let record = self.records.get(id).expect("a queued task's slot is live");
+            // Rule 8: the cold lock is taken before `Start` and held until the latch is
+            // stored, so whoever ends the task once it runs, and then takes the lock, finds
+            // the latch of a blocking attempt set (taken after `Start`, a cancel landing
+            // in between found no latch, and its handle waited for the closure).
+            let mut cold = record.lock();
             // Rule 3: winning `Start` hands us the job (handoff rule 2).
             let Ok(taken) = record.state.apply(TaskEvent::Start) else {
+                drop(cold);
                 // Cancelled while queued: the canceller completed the handle; we hold the
                 // token, so we finalize (rule 1).
                 self.finalize(id, record);
@@ -121,7 +127,6 @@ impl Inner {
             // The attempt's one look at the cold data: what its end will need is copied out
             // (none of it changes while the task lives).
             let (attempt, timeout, recurring, store, job_id) = {
-                let mut cold = record.lock();
                 cold.attempt = cold.attempt.saturating_add(1);
                 cold.started_at = Some(started_stamp);
                 cold.latch = latch;
@@ -136,6 +141,7 @@ impl Inner {
                     });
                 (cold.attempt, cold.timeout(), recurring, store, job_id)
             };
+            drop(cold);
             #[cfg(feature = "tracing")]
             let span = attempt_span(id, record, attempt);
             let timed = match timeout {

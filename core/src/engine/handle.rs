@@ -90,9 +90,15 @@ impl<T> TaskHandle<T> {
 
     /// Cancels the task (see [`Manager::cancel`](super::Manager::cancel)).
     ///
+    /// `Ok` means this cancel won: by the time it returns the handle has its end
+    /// ([`is_finished`](Self::is_finished)), whether the task was waiting, queued, or
+    /// running a blocking closure (which runs on, detached).
+    ///
     /// # Errors
     ///
-    /// [`CancelError::Finished`] if it had already ended.
+    /// [`CancelError::Finished`] if it had already ended. Its end is then published, but
+    /// the handle may learn it a moment after this returns: its worker may still be
+    /// storing the result.
     pub fn cancel(&self) -> Result<(), CancelError> {
         self.inner.cancel(self.id)
     }

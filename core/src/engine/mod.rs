@@ -75,7 +75,9 @@
 //!
 //! 8. **The latch of a running blocking attempt.** When a worker starts a blocking
 //!    attempt it stores a pointer to the task's completion latch in the record's cold
-//!    data (under the cold lock), and clears it under that lock before the job leaves its
+//!    data, under the cold lock, which it took before its `Start` won and holds until the
+//!    pointer is stored (so an end that lands right after `Start` waits for the lock and
+//!    then finds the pointer); it clears the pointer under that lock before the job leaves its
 //!    hands (completed, or returned to the cell for a retry or the next run). Whoever ends
 //!    the running task with a `Cancel` or `Timeout` reads the pointer under the cold lock:
 //!    if it is set, the job (and so the latch) is alive, and the worker has not published
