@@ -7,6 +7,10 @@ use super::error::TaskError;
 use crate::State;
 
 /// How a task ended, for its [`OnEnd`] hook.
+#[cfg_attr(
+    not(feature = "durable"),
+    allow(dead_code, reason = "read by the durable layer's hook only")
+)]
 pub(crate) struct Ending<'a> {
     /// Its terminal state.
     pub(crate) state: State,
