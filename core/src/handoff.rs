@@ -24,6 +24,10 @@
 //!
 //! So at every moment at most one thread may access the cell, and a thread whose event
 //! lost never receives the value (unless it is a returner taking its own value back).
+//!
+//! A handoff may also carry a few bytes of its owner's, [`Handoff::side`], which sit in
+//! the padding between the state byte and the value (the engine keeps a task's priority
+//! and cancellation bit there: 8 bytes of every slot); the handoff never touches them.
 
 use core::fmt;
 
@@ -32,15 +36,18 @@ use crate::{Event, InvalidTransition, State, StateCell, Transition};
 
 /// A task's state plus the value it hands from its submitter to the single winner of a
 /// transition out of waiting (see the [module docs](self)).
-pub(crate) struct Handoff<T> {
+pub(crate) struct Handoff<T, S = ()> {
     state: StateCell,
+    /// The owner's bytes (see the [module docs](self)).
+    pub(crate) side: S,
     /// `Some` exactly while the state is a waiting one (after a publish).
     value: UnsafeCell<Option<T>>,
 }
 
 // SAFETY: the value is moved between threads (so `T: Send`) but never shared: rules 1-3
-// give the cell one user at a time, ordered by the state cell's release/acquire.
-unsafe impl<T: Send> Sync for Handoff<T> {}
+// give the cell one user at a time, ordered by the state cell's release/acquire. The
+// side bytes are shared as they are (`S: Sync`).
+unsafe impl<T: Send, S: Sync> Sync for Handoff<T, S> {}
 
 /// An applied transition and the value it took out of the cell (rule 2).
 #[derive(Debug, PartialEq, Eq)]
@@ -62,8 +69,17 @@ impl<T> Handoff<T> {
     /// [`publish`](Self::publish).
     #[must_use]
     pub(crate) fn new() -> Self {
+        Self::with_side(())
+    }
+}
+
+impl<T, S> Handoff<T, S> {
+    /// An empty handoff, as [`new`](Handoff::new), carrying its owner's `side` bytes.
+    #[must_use]
+    pub(crate) fn with_side(side: S) -> Self {
         Self {
             state: StateCell::new(State::Cancelled),
+            side,
             value: UnsafeCell::new(None),
         }
     }
@@ -157,7 +173,7 @@ impl<T> Default for Handoff<T> {
     }
 }
 
-impl<T> fmt::Debug for Handoff<T> {
+impl<T, S> fmt::Debug for Handoff<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handoff")
             .field("state", &self.load())

@@ -129,7 +129,8 @@ impl Inner {
             let (attempt, timeout, recurring, store, job_id) = {
                 cold.attempt = cold.attempt.saturating_add(1);
                 cold.started_at = Some(started_stamp);
-                cold.latch = latch;
+                seat.desk.set_latch(latch);
+                cold.desk = Some(Arc::clone(&seat.desk));
                 cold.flags = if inline { INLINE } else { 0 };
                 let (recurring, store, job_id) =
                     cold.extra.as_ref().map_or((false, None, 0), |extra| {
@@ -303,8 +304,8 @@ impl Inner {
         let text = self.describe(error);
         let handler = {
             let mut cold = record.lock();
-            // Rule 8: the job may go back to the cell next; the latch goes first.
-            cold.latch = None;
+            // Rule 8: the job may go back to the cell next; the desk goes first.
+            cold.leave();
             cold.set_error(text.into());
             cold.extra.as_ref().and_then(|extra| extra.on_error.clone())
         };
@@ -350,8 +351,8 @@ impl Inner {
     /// past what an `Instant` holds is "far away", not the end.
     fn next_run(&self, record: &Record, started: Instant) -> Next {
         let mut cold = record.lock();
-        // Rule 8: the job may go back to the cell next; the latch goes first.
-        cold.latch = None;
+        // Rule 8: the job may go back to the cell next; the desk goes first.
+        cold.leave();
         let Cold { extra, .. } = &mut *cold;
         let Some(extra) = extra.as_deref_mut() else {
             return Next::Done;
@@ -521,7 +522,7 @@ impl Inner {
                 // (once `wait_for_completion` sees it settled, it is in the history).
                 let hook = {
                     let mut cold = record.lock();
-                    cold.latch = None;
+                    cold.leave();
                     if ended.is_some() {
                         cold.finished_at = ended;
                     }
@@ -555,7 +556,7 @@ impl Inner {
                 let (flags, hook) = {
                     let mut cold = record.lock();
                     // Rule 8: before the job completes.
-                    cold.latch = None;
+                    cold.leave();
                     (cold.flags, cold.take_hook())
                 };
                 let ended = Err(TaskError::for_state(lost.state()));
@@ -667,7 +668,7 @@ fn attempt_span(id: TaskId, record: &Record, attempt: u32) -> tracing::Span {
         attempt,
     );
     if !span.is_disabled() {
-        if let Some(label) = record.lock().label.as_deref() {
+        if let Some(label) = record.lock().label() {
             span.record("label", label);
         }
     }

@@ -459,8 +459,9 @@ where
     }
 }
 
-/// A pointer to a running blocking attempt's [`Latch`], kept in its task's record so a
-/// timeout or cancel can resolve the handle at once.
+/// A pointer to a running blocking attempt's [`Latch`], kept in its worker's desk (which
+/// the task's record points to while it runs) so a timeout or cancel can resolve the
+/// handle at once.
 ///
 /// It is valid while the attempt's `JobRef` lives. The engine sets it under the record's
 /// cold lock when the attempt starts and clears it under that lock before the `JobRef`
@@ -483,6 +484,16 @@ impl LatchRef {
     pub(crate) unsafe fn get(&self) -> &Latch {
         // SAFETY: the caller's contract: the JobRef, and so the cell, is alive.
         unsafe { self.0.as_ref() }
+    }
+
+    /// The pointer, to keep in an atomic (a worker's desk).
+    pub(crate) fn as_ptr(self) -> *mut Latch {
+        self.0.as_ptr()
+    }
+
+    /// Back from [`as_ptr`](Self::as_ptr); `None` for null.
+    pub(crate) fn from_ptr(raw: *mut Latch) -> Option<Self> {
+        NonNull::new(raw).map(Self)
     }
 }
 

@@ -67,8 +67,7 @@ impl Inner {
             if how == Stop::Shutdown {
                 cold.flags |= STOPPED;
             }
-            self.detach_locked(&mut cold, State::Cancelled);
-            record.signal.raise();
+            self.interrupt_locked(record, &mut cold, State::Cancelled);
             drop(cold);
         } else {
             cold.finished_at = Some(self.clock.now());
@@ -181,7 +180,7 @@ impl Inner {
         match self.records.get(id) {
             // Read the flag, then check the slot is still this task's: if it is, the flag
             // was this task's when read.
-            Some(record) => record.signal.is_raised() || !self.records.contains(id),
+            Some(record) => record.is_raised() || !self.records.contains(id),
             None => true,
         }
     }

@@ -17,7 +17,7 @@ use super::attempt::{Claimed, End};
 use super::cell::{Outcome, Shell};
 use super::error::TaskError;
 use super::guard::Notes;
-use super::inner::{Inner, Seat};
+use super::inner::{Chair, Inner, Seat};
 use super::spin::{SpinBudget, Spun};
 use super::wait::{block_on, listen_until};
 use crate::completion::{Completion, Taken};
@@ -301,7 +301,7 @@ impl<R: AsyncRuntime> Runs for Offload<'_, R> {
 
 /// The worker loop.
 async fn work<M: Runs>(inner: &Arc<Inner>, runs: M) {
-    let seat: Seat = Arc::new(Arc::clone(inner));
+    let seat: Seat = Arc::new(Chair::new(Arc::clone(inner)));
     let seat = &seat;
     let mut graves = Graves::new();
     let mut woken = false;
@@ -481,7 +481,7 @@ async fn run_async(seat: &Seat, claimed: Claimed) -> End {
     let inner: &Inner = seat;
     let mut attempt = Attempt(inner, Some(claimed));
     let claimed = attempt.1.as_mut().expect("just put");
-    let outcome = race(inner, claimed).await;
+    let outcome = race(seat, claimed).await;
     let dropped = claimed.job.end_attempt();
     let claimed = attempt.1.take().expect("still ours");
     let id = claimed.meta.id;
@@ -507,7 +507,9 @@ impl Drop for Attempt<'_> {
 
 /// The claimed async attempt, polled until it ends, unless the task's signal is raised
 /// first (then it is left unfinished; the caller drops its future).
-async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
+async fn race(seat: &Seat, claimed: &mut Claimed) -> Outcome {
+    let inner: &Inner = seat;
+    let desk = &seat.desk;
     let Some(record) = inner.record(claimed.meta.id) else {
         return Err(TaskError::cancelled());
     };
@@ -518,27 +520,28 @@ async fn race(inner: &Inner, claimed: &mut Claimed) -> Outcome {
     let outcome = std::future::poll_fn(|cx| {
         #[cfg(feature = "tracing")]
         let _span = span.enter();
-        if record.signal.is_raised() {
+        if record.is_raised() {
             return Poll::Ready(Err(TaskError::cancelled()));
         }
         // The attempt first: most end in their first poll and need no wake-up from the
-        // signal, so their worker's waker is neither cloned nor left in the record.
+        // signal, so their worker's waker is neither cloned nor left in the desk.
         if let Poll::Ready(outcome) = job.poll_attempt(ctx, cx) {
             return Poll::Ready(outcome);
         }
-        // Register, then re-check: a raise after the check above is seen here, one after
-        // the registration wakes this worker.
-        record.signal.register(cx.waker());
+        // Register (in this worker's desk, which the task's cold data points to: rule 8),
+        // then re-check: a raise after the check above is seen here, one after the
+        // registration wakes this worker.
+        desk.waker.register(cx.waker());
         registered = true;
-        if record.signal.is_raised() {
+        if record.is_raised() {
             return Poll::Ready(Err(TaskError::cancelled()));
         }
         Poll::Pending
     })
     .await;
     if registered {
-        // Dropped here, where it was cloned, rather than by the slot's next submitter.
-        record.signal.unregister();
+        // Dropped here, where it was cloned, rather than left in the desk.
+        drop(desk.waker.take());
     }
     outcome
 }
@@ -618,11 +621,11 @@ async fn offload<R: AsyncRuntime>(runtime: &R, seat: &Seat, claimed: Claimed) ->
             return Poll::Ready(Some(taken));
         }
         waiting.handback.latch().register(cx.waker());
-        record.signal.register(cx.waker());
+        seat.desk.waker.register(cx.waker());
         if let Some(taken) = waiting.try_take() {
             return Poll::Ready(Some(taken));
         }
-        if record.signal.is_raised() {
+        if record.is_raised() {
             return Poll::Ready(None);
         }
         Poll::Pending
@@ -631,18 +634,19 @@ async fn offload<R: AsyncRuntime>(runtime: &R, seat: &Seat, claimed: Claimed) ->
     waiting.done = true;
     match received {
         Some(Some((claimed, outcome))) => {
-            // Pinned: we hold the token.
-            record.signal.unregister();
+            drop(seat.desk.waker.take());
             inner.finish(claimed, outcome)
         }
         // The runtime dropped the job; `Offloaded::drop` ended the attempt and released
-        // the slot, so the record is not ours to touch (our stale waker there is dropped
-        // when the slot is next used).
-        Some(None) => End::NONE,
+        // the slot.
+        Some(None) => {
+            drop(seat.desk.waker.take());
+            End::NONE
+        }
         // Detached: give up waiting; whoever wins the hand-back ends the attempt. Pinned
         // until then: the pool's thread holds the token, or we do.
         None => {
-            record.signal.unregister();
+            drop(seat.desk.waker.take());
             waiting.abandon()
         }
     }

@@ -18,7 +18,7 @@ use super::context::Host;
 use super::events::Events;
 use super::guard::Notes;
 use super::history::History;
-use super::record::{Cold, Record};
+use super::record::{Cold, Desk, Record};
 use super::report::Sampler;
 use super::results::Results;
 use super::sleep::Sleepers;
@@ -63,11 +63,36 @@ pub(crate) struct Pool {
     pub(crate) extra: usize,
 }
 
-/// A worker's own reference to the engine. Each attempt's `Context` clones this one, so
-/// the count it writes twice per attempt sits on a line only that worker writes; cloning
-/// the engine's `Arc` instead would pass its count's line between the workers, the
-/// submitters and the handles on every task.
-pub(crate) type Seat = Arc<Arc<Inner>>;
+/// A worker's own reference to the engine, and its desk (what a cancel or timeout of the
+/// task it runs reaches it through, engine rule 8). Each attempt's `Context` clones the
+/// seat, so the count it writes twice per attempt sits on a line only that worker writes;
+/// cloning the engine's `Arc` instead would pass its count's line between the workers, the
+/// submitters and the handles on every task. The desk is cloned into the running task's
+/// cold data, on a line of its own that only this worker and that task's enders touch.
+pub(crate) struct Chair {
+    inner: Arc<Inner>,
+    pub(crate) desk: Arc<Desk>,
+}
+
+impl Chair {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self {
+            inner,
+            desk: Arc::new(Desk::new()),
+        }
+    }
+}
+
+impl core::ops::Deref for Chair {
+    type Target = Arc<Inner>;
+
+    fn deref(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+/// A worker's seat: see [`Chair`].
+pub(crate) type Seat = Arc<Chair>;
 
 /// Everything the manager, its handles and its workers share.
 pub(crate) struct Inner {
@@ -327,7 +352,7 @@ impl Host for Arc<Inner> {
     }
 
     fn cancel_listener(&self, id: TaskId) -> Option<EventListener> {
-        Some(self.records.get(id)?.signal.event.listen())
+        Some(self.records.get(id)?.listen_cancel())
     }
 
     fn sleepers(&self) -> &Sleepers {
@@ -336,6 +361,29 @@ impl Host for Arc<Inner> {
 
     fn wake_timer(&self) {
         self.timer_event.notify(1);
+    }
+}
+
+/// A worker's seat asks what its engine's reference would.
+impl Host for Chair {
+    fn progress(&self, id: TaskId, percent: f64, message: String) -> bool {
+        self.inner.progress(id, percent, message)
+    }
+
+    fn is_cancelled(&self, id: TaskId) -> bool {
+        self.inner.is_cancelled(id)
+    }
+
+    fn cancel_listener(&self, id: TaskId) -> Option<EventListener> {
+        self.inner.cancel_listener(id)
+    }
+
+    fn sleepers(&self) -> &Sleepers {
+        &self.inner.sleepers
+    }
+
+    fn wake_timer(&self) {
+        self.inner.wake_timer();
     }
 }
 

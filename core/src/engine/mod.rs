@@ -73,17 +73,23 @@
 //!    waiter checks, listens, registers, checks again, then waits
 //!    (`Settle::listen_unless`; `loom_models/settle.rs`).
 //!
-//! 8. **The latch of a running blocking attempt.** When a worker starts a blocking
-//!    attempt it stores a pointer to the task's completion latch in the record's cold
-//!    data, under the cold lock, which it took before its `Start` won and holds until the
-//!    pointer is stored (so an end that lands right after `Start` waits for the lock and
-//!    then finds the pointer); it clears the pointer under that lock before the job leaves its
-//!    hands (completed, or returned to the cell for a retry or the next run). Whoever ends
-//!    the running task with a `Cancel` or `Timeout` reads the pointer under the cold lock:
-//!    if it is set, the job (and so the latch) is alive, and the worker has not published
-//!    (it publishes only after clearing the pointer), so aborting the latch resolves the
-//!    handle at once and marks the attempt *detached*. The closure runs on; when it
-//!    returns, its worker finds the task ended, drops the output, and finalizes.
+//! 8. **The desk of a running attempt.** Each worker has a desk: the waker it waits on a
+//!    task's cancellation signal with, and the latch of the blocking attempt it runs. When
+//!    a worker starts an attempt it points the task's cold data at its desk (and, for a
+//!    blocking attempt, stores the task's completion latch in the desk), under the cold
+//!    lock, which it took before its `Start` won and holds until both are stored (so an
+//!    end that lands right after `Start` waits for the lock and then finds them); it
+//!    clears the pointer under that lock before the job leaves its hands (completed, or
+//!    returned to the cell for a retry or the next run). Whoever ends the running task
+//!    with a `Cancel` or `Timeout` takes the pointer under the cold lock. If the desk
+//!    holds a latch, the job (and so the latch) is alive, and the worker has not
+//!    published (it publishes only after clearing the pointer), so aborting the latch
+//!    resolves the handle at once and marks the attempt *detached*; the closure runs on,
+//!    and when it returns, its worker finds the task ended, drops the output, and
+//!    finalizes. Then it raises the task's signal (a bit in the record) and wakes the
+//!    desk's waker (flag rules 1-2: the worker registers in its desk, then checks the
+//!    bit). A worker leaves a task only under that task's cold lock, after any raise for
+//!    it, so the desk never carries one task's wake-up into the next.
 //! 9. **Replacing a stuck worker.** A detached attempt that runs on its worker's own
 //!    thread (errand-threads) counts that worker as stuck; the timer driver starts a
 //!    replacement (at most `max_detached` at once). When the closure returns, its worker

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use std::boxed::Box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use event_listener::Event;
 
@@ -20,48 +20,42 @@ use super::clock::Stamp;
 use super::ending::OnEnd;
 use super::snapshot::{Finished, TaskInfo};
 use super::spec::{ErrorHandler, Every, Store};
-use crate::flag::Flag;
+use crate::flag::Bit;
 use crate::handoff::Handoff;
+use crate::waker::WakerSlot;
 use crate::{Backoff, Priority, RetryPolicy, SplitMix64, State, TaskId};
 
-/// A task's cancellation signal: a [`Flag`] the worker racing the task's future waits on,
-/// and an event for `Context::cancelled` awaiters.
-pub(crate) struct Signal {
-    flag: Flag,
-    pub(crate) event: Event,
+/// What a worker's running task reaches it through: the waker it waits on the task's
+/// signal with, and the latch of the blocking attempt it runs. One per worker, shared by
+/// every task it runs (so a slot of the table holds a pointer to it, not a waker slot);
+/// the running task's cold data holds it while the attempt runs (engine rule 8).
+pub(crate) struct Desk {
+    /// The worker's waker while it waits on its task's signal.
+    pub(crate) waker: WakerSlot,
+    /// The running blocking attempt's latch, null otherwise. Written by the worker and
+    /// read by whoever ends its task, both under the task's cold lock, which orders them
+    /// (rule 8): the atomic is only there to make the desk `Sync`.
+    latch: AtomicPtr<crate::completion::Latch>,
 }
 
-impl Signal {
-    fn new() -> Self {
+impl Desk {
+    pub(crate) fn new() -> Self {
         Self {
-            flag: Flag::new(),
-            event: Event::new(),
+            waker: WakerSlot::new(),
+            latch: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
-    /// Raised by whoever won a `Cancel` or `Timeout` on a running task.
-    pub(crate) fn raise(&self) {
-        self.flag.raise();
-        self.event.notify(usize::MAX);
+    /// Sets the running attempt's latch (the worker, under its task's cold lock).
+    pub(crate) fn set_latch(&self, latch: Option<LatchRef>) {
+        let raw = latch.map_or(core::ptr::null_mut(), LatchRef::as_ptr);
+        self.latch.store(raw, Ordering::Relaxed);
     }
 
-    pub(crate) fn is_raised(&self) -> bool {
-        self.flag.is_raised()
-    }
-
-    /// Registers the worker's waker (re-check `is_raised` afterwards).
-    pub(crate) fn register(&self, waker: &core::task::Waker) {
-        self.flag.register(waker);
-    }
-
-    /// Drops the registered waker, if any (the worker, when its attempt ends).
-    pub(crate) fn unregister(&self) {
-        self.flag.unregister();
-    }
-
-    /// Lowers the flag for a new use of the slot (the submitter's, rule 2).
-    fn reset(&self) {
-        self.flag.lower();
+    /// The running blocking attempt's latch, if any (under the task's cold lock, with
+    /// this desk found in its cold data: rule 8).
+    pub(crate) fn latch(&self) -> Option<LatchRef> {
+        LatchRef::from_ptr(self.latch.load(Ordering::Relaxed))
     }
 }
 
@@ -70,7 +64,9 @@ impl Signal {
 /// What few tasks need (an error handler, a stored result, a schedule, a retry policy's
 /// state) is boxed in [`Extra`], so a plain task's slot stays small.
 pub(crate) struct Cold {
-    pub(crate) label: Option<Cow<'static, str>>,
+    /// A static label; a label built at run time is in [`Texts`] (16 bytes of the slot
+    /// where an `Option<Cow<str>>` takes 24); see [`Cold::label`].
+    pub(crate) label: Option<&'static str>,
     /// Attempts started so far (the running attempt included; saturating).
     pub(crate) attempt: u32,
     pub(crate) progress: f64,
@@ -89,9 +85,10 @@ pub(crate) struct Cold {
     pub(crate) charge: usize,
     /// The settings and state few tasks have; `None` for a plain task.
     pub(crate) extra: Option<Box<Extra>>,
-    /// While a blocking attempt runs: its completion's latch, so a timeout or cancel can
-    /// resolve the handle at once (engine rule 8).
-    pub(crate) latch: Option<LatchRef>,
+    /// While an attempt runs: the desk of its worker, through which a timeout or cancel
+    /// wakes that worker and, for a blocking attempt, resolves the handle at once through
+    /// its latch (engine rule 8).
+    pub(crate) desk: Option<Arc<Desk>>,
     /// [`INLINE`] and [`DETACHED`].
     pub(crate) flags: u8,
 }
@@ -102,6 +99,8 @@ pub(crate) struct Texts {
     message: Option<Box<str>>,
     /// The last attempt's error.
     error: Option<Box<str>>,
+    /// A label built at run time.
+    label: Option<Box<str>>,
 }
 
 /// `Cold::flags`: the running blocking attempt runs on its worker's own thread (so
@@ -159,6 +158,24 @@ impl Extra {
 }
 
 impl Cold {
+    /// The task's label.
+    pub(crate) fn label(&self) -> Option<&str> {
+        self.label
+            .or_else(|| self.texts.as_deref()?.label.as_deref())
+    }
+
+    /// Sets the task's label: a static one in the slot, one built at run time with the
+    /// texts.
+    pub(crate) fn set_label(&mut self, label: Option<Cow<'static, str>>) {
+        match label {
+            Some(Cow::Borrowed(text)) => self.label = Some(text),
+            Some(Cow::Owned(text)) => {
+                self.texts.get_or_insert_default().label = Some(text.into_boxed_str());
+            }
+            None => {}
+        }
+    }
+
     /// The last progress message.
     pub(crate) fn message(&self) -> Option<&str> {
         self.texts.as_deref()?.message.as_deref()
@@ -201,6 +218,14 @@ impl Cold {
         self.extra.as_mut().and_then(|extra| extra.on_end.take())
     }
 
+    /// The attempt's worker leaves the task (rule 8: before its job leaves the worker's
+    /// hands): a cancel or timeout from now on neither wakes it nor finds a latch.
+    pub(crate) fn leave(&mut self) {
+        if let Some(desk) = self.desk.take() {
+            desk.set_latch(None);
+        }
+    }
+
     /// Whether the running blocking attempt was detached.
     pub(crate) fn is_detached(&self) -> bool {
         self.flags & DETACHED != 0
@@ -223,11 +248,19 @@ impl Cold {
         state: State,
         priority: Priority,
     ) -> Finished {
-        let Texts { message, error } = self.texts.take().map(|texts| *texts).unwrap_or_default();
+        let Texts {
+            message,
+            error,
+            label,
+        } = self.texts.take().map(|texts| *texts).unwrap_or_default();
+        let label = match self.label.take() {
+            Some(text) => Some(Cow::Borrowed(text)),
+            None => label.map(|text| Cow::Owned(text.into_string())),
+        };
         Finished {
             id,
             state,
-            label: self.label.take(),
+            label,
             priority,
             attempt: self.attempt,
             runs: self.runs(),
@@ -253,8 +286,26 @@ impl Cold {
             timeout_ns: None,
             charge: 0,
             extra: None,
-            latch: None,
+            desk: None,
             flags: 0,
+        }
+    }
+}
+
+/// What a record keeps in its state cell's padding (8 bytes of every slot).
+pub(crate) struct Side {
+    /// The task's priority (read without the lock when it is queued from a timer).
+    priority: AtomicU8,
+    /// The task's cancellation signal: the worker racing the task's future waits on it
+    /// (its waker is in the worker's desk: rule 8).
+    cancel: Bit,
+}
+
+impl Default for Side {
+    fn default() -> Self {
+        Self {
+            priority: AtomicU8::new(Priority::NORMAL.0),
+            cancel: Bit::new(),
         }
     }
 }
@@ -264,11 +315,10 @@ pub(crate) struct Record {
     /// Every state change goes through this cell, and with it the job between runs
     /// (rules 2-3, which are [`Handoff`]'s rules 1-3): in the cell while the task waits,
     /// held by the worker while it runs, gone after the end.
-    pub(crate) state: Handoff<JobRef>,
-    pub(crate) signal: Signal,
-    /// The task's priority (a copy of the cold one, read without the lock when it is
-    /// queued from a timer).
-    pub(crate) priority: AtomicU8,
+    /// Its side bytes are the task's priority and cancellation bit ([`Side`]).
+    pub(crate) state: Handoff<JobRef, Side>,
+    /// Notified with the signal, for `Context::cancelled` awaiters.
+    cancelled: Event,
     /// When the task last became ready to run (`Queued`), in nanoseconds since the
     /// manager's epoch: the start of its dispatch latency.
     pub(crate) ready_at: AtomicU64,
@@ -279,9 +329,8 @@ impl Record {
     pub(crate) fn new(now: Stamp) -> Self {
         Self {
             // A never-used slot looks like an ended task: no event applies to it (rule 2).
-            state: Handoff::new(),
-            signal: Signal::new(),
-            priority: AtomicU8::new(Priority::NORMAL.0),
+            state: Handoff::with_side(Side::default()),
+            cancelled: Event::new(),
             ready_at: AtomicU64::new(0),
             cold: Mutex::new(Cold::empty(now)),
         }
@@ -295,9 +344,29 @@ impl Record {
         self.cold.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Raises the task's cancellation signal (flag rule 1): whoever won a `Cancel` or
+    /// `Timeout` on the running task, under its cold lock, with the desk it took from the
+    /// cold data (`None`: no worker waits on it).
+    pub(crate) fn raise(&self, desk: Option<&Desk>) {
+        self.state.side.cancel.raise(desk.map(|desk| &desk.waker));
+        self.cancelled.notify(usize::MAX);
+    }
+
+    /// Whether the task's cancellation signal is raised (flag rule 2: a waiting worker
+    /// registers in its desk first).
+    #[inline]
+    pub(crate) fn is_raised(&self) -> bool {
+        self.state.side.cancel.is_raised()
+    }
+
+    /// A listener notified when the signal is raised (check it after listening).
+    pub(crate) fn listen_cancel(&self) -> event_listener::EventListener {
+        self.cancelled.listen()
+    }
+
     /// The task's priority.
     pub(crate) fn priority(&self) -> Priority {
-        Priority(self.priority.load(Ordering::Relaxed))
+        Priority(self.state.side.priority.load(Ordering::Relaxed))
     }
 
     /// The snapshot of the live task `id` (call it under the cold lock, with the slot
@@ -306,7 +375,10 @@ impl Record {
         let raw = Finished {
             id,
             state: self.state.load(),
-            label: cold.label.clone(),
+            label: match cold.label {
+                Some(text) => Some(Cow::Borrowed(text)),
+                None => cold.label().map(|text| Cow::Owned(text.into())),
+            },
             priority: self.priority(),
             attempt: cold.attempt,
             runs: cold.runs(),
@@ -338,9 +410,13 @@ impl Record {
     /// Prepares a just-acquired slot for a new task. The state stays terminal (rule 2)
     /// until [`Handoff::publish`].
     pub(crate) fn reset(&self, priority: Priority, fill: impl FnOnce(&mut Cold)) {
-        self.priority.store(priority.0, Ordering::Relaxed);
+        self.state
+            .side
+            .priority
+            .store(priority.0, Ordering::Relaxed);
         fill(&mut self.lock());
-        self.signal.reset();
+        // Flag rule 3: nobody sees the slot yet.
+        self.state.side.cancel.lower();
     }
 }
 
@@ -359,9 +435,9 @@ mod tests {
             size_of::<Cold>(),
             size_of::<Record>()
         );
-        assert!(size_of::<Cold>() <= 104, "Cold is {} B", size_of::<Cold>());
+        assert!(size_of::<Cold>() <= 96, "Cold is {} B", size_of::<Cold>());
         assert!(
-            size_of::<Record>() <= 184,
+            size_of::<Record>() <= 144,
             "Record is {} B",
             size_of::<Record>()
         );

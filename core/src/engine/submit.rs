@@ -15,7 +15,7 @@ use super::record::{Cold, Extra, Record};
 use super::spec::{Limit, Spec, Start};
 use super::task::{Job, Task};
 use super::timers::Kind;
-use crate::{MemoryBudget, Priority, Reservation, State, TaskId};
+use crate::{MemoryBudget, Reservation, State, TaskId};
 
 /// A slot and budget charge taken for a task that is not published yet.
 struct Prepared<'a> {
@@ -230,7 +230,6 @@ impl Inner {
         let told = self.events.on().then(|| spec.label.clone());
         record.reset(priority, |cold| {
             *cold = Cold {
-                label: spec.label,
                 // Given back by `finalize`, through the budget this engine owns.
                 charge: charge.detach(),
                 extra,
@@ -238,6 +237,7 @@ impl Inner {
                 ..Cold::empty(stamp)
             };
             cold.set_timeout(spec.timeout.or(self.config.timeout));
+            cold.set_label(spec.label);
         });
         // Settle rule 1: counted before it is published.
         self.unfinished.add();
@@ -271,7 +271,7 @@ impl Inner {
     /// caller) is when it became ready: the start of its dispatch latency.
     pub(crate) fn enqueue(&self, id: TaskId, record: &Record, ready: u64) {
         record.ready_at.store(ready, Ordering::Relaxed);
-        let priority = Priority(record.priority.load(Ordering::Relaxed));
+        let priority = record.priority();
         if self.queue.push(id.index(), priority).is_err() {
             // Each live task has at most one queue entry and a level holds as many entries
             // as there are slots: a push cannot find its level full.

@@ -6,8 +6,9 @@ use std::vec::Vec;
 
 use event_listener::EventListener;
 
+use super::cell::LatchRef;
 use super::inner::{Inner, lock};
-use super::record::{Cold, DETACHED, INLINE};
+use super::record::{Cold, DETACHED, Desk, INLINE, Record};
 use super::timers::Kind;
 use crate::{Event as TaskEvent, State, TaskId};
 
@@ -111,21 +112,27 @@ impl Inner {
             let mut cold = record.lock();
             // Rule 4: the slot is pinned; the worker may have finished and released it.
             if self.records.contains(id) {
-                self.detach_locked(&mut cold, state);
-                // Raised under the lock, so the slot is still this task's.
-                record.signal.raise();
+                self.interrupt_locked(record, &mut cold, state);
             }
         }
         self.settle();
     }
 
-    /// Under the cold lock, after the caller ended a running task with `state`: resolves
-    /// the handle of a blocking attempt at once through its latch, and counts the closure
-    /// as detached (rules 8-9). Whether it was detached.
-    pub(crate) fn detach_locked(&self, cold: &mut Cold, state: State) -> bool {
-        let Some(latch) = cold.latch else {
-            return false;
-        };
+    /// Under the cold lock, after the caller ended a running task with `state` (so the slot
+    /// is still this task's): takes the worker's desk from the cold data, detaches a
+    /// blocking attempt (its handle resolves now) and raises the task's signal, waking the
+    /// worker if it waits on it (rule 8).
+    pub(crate) fn interrupt_locked(&self, record: &Record, cold: &mut Cold, state: State) {
+        let desk = cold.desk.take();
+        if let Some(latch) = desk.as_deref().and_then(Desk::latch) {
+            self.detach_locked(cold, latch, state);
+        }
+        record.raise(desk.as_deref());
+    }
+
+    /// Resolves the handle of a blocking attempt at once through its latch, and counts
+    /// the closure as detached (rules 8-9).
+    fn detach_locked(&self, cold: &mut Cold, latch: LatchRef, state: State) {
         // Counted before the handle learns the end, so its waiter sees the count.
         cold.flags |= DETACHED;
         self.detached
@@ -142,7 +149,6 @@ impl Inner {
             lock(&self.pool).stuck += 1;
             self.timer_event.notify(1);
         }
-        true
     }
 
     /// How many replacement workers the timer driver should start now (rule 9): one per

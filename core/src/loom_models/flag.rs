@@ -1,6 +1,7 @@
-//! Loom models of the waker slot and the flag built on it ([`Flag`], a task's
-//! cancellation signal): a waiter that registers and then checks is never left asleep
-//! past a raise, whatever the interleaving.
+//! Loom models of the waker slot and the flags built on it ([`Flag`], an idle worker's
+//! registration; [`Bit`], a task's cancellation signal, whose waiter's waker is in its
+//! worker's desk): a waiter that registers and then checks is never left asleep past a
+//! raise, whatever the interleaving.
 
 use std::vec::Vec;
 
@@ -11,7 +12,10 @@ use core::task::{Context, Poll};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::flag::Flag;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::flag::{Bit, Flag};
+use crate::waker::WakerSlot;
 
 /// Waits for the flag the way the engine's workers do: register, then check.
 struct Raised<'a>(&'a Flag);
@@ -65,5 +69,73 @@ fn racing_raisers_and_a_re_registering_waiter() {
         for raiser in raisers {
             raiser.join().unwrap();
         }
+    });
+}
+
+/// Waits for a [`Bit`] the way a worker does, with its waker in a slot of its own (its
+/// desk): register there, then check the bit.
+struct BitRaised<'a>(&'a Bit, &'a WakerSlot);
+
+impl Future for BitRaised<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.is_raised() {
+            return Poll::Ready(());
+        }
+        self.1.register(cx.waker());
+        if self.0.is_raised() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// A bit raised with its waiter's slot always wakes the waiter, and what the raiser wrote
+/// before is seen by the woken waiter.
+#[test]
+fn a_raised_bit_always_reaches_the_waiter_in_its_own_slot() {
+    loom::model(|| {
+        let bit = Arc::new(Bit::new());
+        let slot = Arc::new(WakerSlot::new());
+        let note = Arc::new(AtomicUsize::new(0));
+        let raiser = {
+            let (bit, slot, note) = (Arc::clone(&bit), Arc::clone(&slot), Arc::clone(&note));
+            thread::spawn(move || {
+                note.store(7, Ordering::Relaxed);
+                bit.raise(Some(&slot));
+            })
+        };
+        loom::future::block_on(BitRaised(&bit, &slot));
+        assert_eq!(note.load(Ordering::Relaxed), 7);
+        raiser.join().unwrap();
+    });
+}
+
+/// One waker slot serves two tasks in turn (a worker's desk): the first task's bit is
+/// raised while the worker waits on it; the worker then takes its waker back, the bit of
+/// the second task is lowered and raised from another thread, and the worker, waiting
+/// again in the same slot, still wakes.
+#[test]
+fn one_slot_serves_the_bits_of_successive_tasks() {
+    loom::model(|| {
+        let slot = Arc::new(WakerSlot::new());
+        let first = Arc::new(Bit::new());
+        let second = Arc::new(Bit::new());
+        let raiser = {
+            let (slot, first) = (Arc::clone(&slot), Arc::clone(&first));
+            thread::spawn(move || first.raise(Some(&slot)))
+        };
+        loom::future::block_on(BitRaised(&first, &slot));
+        drop(slot.take());
+        raiser.join().unwrap();
+        second.lower();
+        let raiser = {
+            let (slot, second) = (Arc::clone(&slot), Arc::clone(&second));
+            thread::spawn(move || second.raise(Some(&slot)))
+        };
+        loom::future::block_on(BitRaised(&second, &slot));
+        raiser.join().unwrap();
     });
 }
