@@ -26,8 +26,8 @@
 //! lost never receives the value (unless it is a returner taking its own value back).
 //!
 //! A handoff may also carry a few bytes of its owner's, [`Handoff::side`], which sit in
-//! the padding between the state byte and the value (the engine keeps a task's priority
-//! and cancellation bit there: 8 bytes of every slot); the handoff never touches them.
+//! the padding between the state byte and the value (the engine keeps a task's priority,
+//! its cancellation bit and its cold data's lock there); the handoff never touches them.
 
 use core::fmt;
 

@@ -131,7 +131,7 @@ impl Inner {
                 cold.started_at = Some(started_stamp);
                 seat.desk.set_latch(latch);
                 cold.desk = Some(Arc::clone(&seat.desk));
-                cold.flags = if inline { INLINE } else { 0 };
+                record.set_flags(if inline { INLINE } else { 0 });
                 let (recurring, store, job_id) =
                     cold.extra.as_ref().map_or((false, None, 0), |extra| {
                         (
@@ -557,7 +557,7 @@ impl Inner {
                     let mut cold = record.lock();
                     // Rule 8: before the job completes.
                     cold.leave();
-                    (cold.flags, cold.take_hook())
+                    (record.flags(), cold.take_hook())
                 };
                 let ended = Err(TaskError::for_state(lost.state()));
                 if let Some(hook) = hook {
@@ -570,7 +570,7 @@ impl Inner {
                     if flags & DETACHED != 0 {
                         // The detached closure returned: counted off before its slot is
                         // released, so a wait for detached closures sees both at once.
-                        cold.flags &= !DETACHED;
+                        record.set_flags(record.flags() & !DETACHED);
                         self.detached.fetch_sub(1, Ordering::AcqRel);
                     }
                     self.finalize_locked(id, record, &mut cold);

@@ -65,7 +65,7 @@ impl Inner {
             // The worker owns the job: tell it (the future of an async attempt is dropped,
             // a blocking attempt is detached, rule 8), and whether a shutdown stopped it.
             if how == Stop::Shutdown {
-                cold.flags |= STOPPED;
+                record.set_flags(record.flags() | STOPPED);
             }
             self.interrupt_locked(record, &mut cold, State::Cancelled);
             drop(cold);

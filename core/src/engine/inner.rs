@@ -262,7 +262,7 @@ impl Inner {
         let seq = self.tally.recorded.fetch_add(1, Ordering::Relaxed);
         self.history
             .push(seq, cold.take_finished(id, state, record.priority()));
-        self.budget.release(core::mem::take(&mut cold.charge));
+        self.budget.release(cold.take_charge());
         // The handler and the schedule go now, not when the slot is next used.
         cold.extra = None;
         // Rule 4: released under the cold lock.

@@ -6,7 +6,9 @@
 
 use core::num::NonZeroU64;
 use std::borrow::Cow;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use std::boxed::Box;
@@ -14,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use event_listener::Event;
+use parking_lot::RawMutex;
+use parking_lot::lock_api::RawMutex as _;
 
 use super::cell::{JobRef, LatchRef};
 use super::clock::Stamp;
@@ -67,8 +71,6 @@ pub(crate) struct Cold {
     /// A static label; a label built at run time is in [`Texts`] (16 bytes of the slot
     /// where an `Option<Cow<str>>` takes 24); see [`Cold::label`].
     pub(crate) label: Option<&'static str>,
-    /// Attempts started so far (the running attempt included; saturating).
-    pub(crate) attempt: u32,
     pub(crate) progress: f64,
     /// The progress message and the last attempt's error, boxed together on the first
     /// write of either (most tasks write neither: 8 bytes of the slot where two
@@ -80,17 +82,18 @@ pub(crate) struct Cold {
     /// Each attempt's time limit in nanoseconds (never zero: submit refuses a zero
     /// timeout), 8 bytes where `Option<Duration>` takes 16; see [`Cold::timeout`].
     pub(crate) timeout_ns: Option<NonZeroU64>,
-    /// Bytes the task holds from the memory budget (a detached reservation); given back
-    /// when the slot is released.
-    pub(crate) charge: usize,
+    /// Attempts started so far (the running attempt included; saturating).
+    pub(crate) attempt: u32,
+    /// Bytes the task holds from the memory budget (a detached reservation), given back
+    /// when the slot is released; a charge too wide for 32 bits is in
+    /// [`Extra::wide_charge`] instead (see [`Cold::set_charge`]).
+    pub(crate) charge: u32,
     /// The settings and state few tasks have; `None` for a plain task.
     pub(crate) extra: Option<Box<Extra>>,
     /// While an attempt runs: the desk of its worker, through which a timeout or cancel
     /// wakes that worker and, for a blocking attempt, resolves the handle at once through
     /// its latch (engine rule 8).
     pub(crate) desk: Option<Arc<Desk>>,
-    /// [`INLINE`] and [`DETACHED`].
-    pub(crate) flags: u8,
 }
 
 /// A task's texts, in [`Cold`] behind one pointer.
@@ -103,12 +106,13 @@ pub(crate) struct Texts {
     label: Option<Box<str>>,
 }
 
-/// `Cold::flags`: the running blocking attempt runs on its worker's own thread (so
+/// [`Record::flags`]: the running blocking attempt runs on its worker's own thread (so
 /// detaching it takes that worker away).
 pub(crate) const INLINE: u8 = 0b01;
-/// `Cold::flags`: the running blocking attempt was detached (its task ended while it ran).
+/// [`Record::flags`]: the running blocking attempt was detached (its task ended while it
+/// ran).
 pub(crate) const DETACHED: u8 = 0b10;
-/// `Cold::flags`: a shutdown (not a user) stopped the running attempt.
+/// [`Record::flags`]: a shutdown (not a user) stopped the running attempt.
 pub(crate) const STOPPED: u8 = 0b100;
 
 /// A task's rarer settings and the state that goes with them.
@@ -131,6 +135,9 @@ pub(crate) struct Extra {
     pub(crate) backoff: Option<Backoff>,
     /// The jitter's random source, seeded per task.
     pub(crate) rng: SplitMix64,
+    /// The budget charge of a task whose charge does not fit [`Cold`]'s 32 bits; 0
+    /// otherwise.
+    pub(crate) wide_charge: usize,
 }
 
 impl Extra {
@@ -147,6 +154,7 @@ impl Extra {
             retry,
             backoff: None,
             rng,
+            wide_charge: 0,
         }
     }
 
@@ -226,9 +234,23 @@ impl Cold {
         }
     }
 
-    /// Whether the running blocking attempt was detached.
-    pub(crate) fn is_detached(&self) -> bool {
-        self.flags & DETACHED != 0
+    /// Sets the budget charge the task holds: in the slot if it fits 32 bits, else in
+    /// `extra` (which the caller made for it).
+    pub(crate) fn set_charge(&mut self, bytes: usize) {
+        match (u32::try_from(bytes), self.extra.as_deref_mut()) {
+            (Ok(narrow), _) => self.charge = narrow,
+            (Err(_), Some(extra)) => extra.wide_charge = bytes,
+            (Err(_), None) => unreachable!("a wide charge comes with its extra settings"),
+        }
+    }
+
+    /// Takes the budget charge, to give it back (the slot is being released).
+    pub(crate) fn take_charge(&mut self) -> usize {
+        let wide = self
+            .extra
+            .as_deref_mut()
+            .map_or(0, |extra| core::mem::take(&mut extra.wide_charge));
+        core::mem::take(&mut self.charge) as usize + wide
     }
 
     /// Appends `text` to the task's error (notes of panics caught around the task).
@@ -287,18 +309,24 @@ impl Cold {
             charge: 0,
             extra: None,
             desk: None,
-            flags: 0,
         }
     }
 }
 
-/// What a record keeps in its state cell's padding (8 bytes of every slot).
+/// What a record keeps in its state cell's padding (saving 16 bytes of every slot: a word
+/// for the priority and the bit, another for a `Mutex`'s lock).
 pub(crate) struct Side {
     /// The task's priority (read without the lock when it is queued from a timer).
     priority: AtomicU8,
     /// The task's cancellation signal: the worker racing the task's future waits on it
     /// (its waker is in the worker's desk: rule 8).
     cancel: Bit,
+    /// The lock of the record's cold data: parking_lot's one-byte mutex (a `Mutex<Cold>`
+    /// would take a word of its own), taken only through [`Record::lock`].
+    lock: RawMutex,
+    /// The running attempt's [`INLINE`], [`DETACHED`] and [`STOPPED`]: read and written
+    /// only under the cold lock (which orders them), see [`Record::flags`].
+    flags: AtomicU8,
 }
 
 impl Default for Side {
@@ -306,6 +334,8 @@ impl Default for Side {
         Self {
             priority: AtomicU8::new(Priority::NORMAL.0),
             cancel: Bit::new(),
+            lock: RawMutex::INIT,
+            flags: AtomicU8::new(0),
         }
     }
 }
@@ -322,8 +352,50 @@ pub(crate) struct Record {
     /// When the task last became ready to run (`Queued`), in nanoseconds since the
     /// manager's epoch: the start of its dispatch latency.
     pub(crate) ready_at: AtomicU64,
-    cold: Mutex<Cold>,
+    /// Touched only through a [`ColdGuard`], which holds `state.side.lock`.
+    cold: UnsafeCell<Cold>,
 }
+
+// SAFETY: the cold data is reached only through a `ColdGuard`, which holds the side lock
+// (so one thread at a time), and `Cold` is `Send`; every other field is `Sync`.
+unsafe impl Sync for Record {}
+
+/// The cold data of a record, locked; unlocks when dropped. Like a `MutexGuard`, it stays
+/// on the thread that locked it.
+pub(crate) struct ColdGuard<'a> {
+    record: &'a Record,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Deref for ColdGuard<'_> {
+    type Target = Cold;
+
+    fn deref(&self) -> &Cold {
+        // SAFETY: this guard holds the lock (`Record::lock`), so no other reference to the
+        // cold data exists.
+        unsafe { &*self.record.cold.get() }
+    }
+}
+
+impl DerefMut for ColdGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Cold {
+        // SAFETY: as above; `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.record.cold.get() }
+    }
+}
+
+impl Drop for ColdGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this guard locked it and unlocks it once, on the thread that locked it.
+        unsafe { self.record.state.side.lock.unlock() };
+    }
+}
+
+/// `Record: Sync` rests on this.
+const _: () = {
+    const fn is_send<T: Send>() {}
+    is_send::<Cold>();
+};
 
 impl Record {
     pub(crate) fn new(now: Stamp) -> Self {
@@ -332,16 +404,20 @@ impl Record {
             state: Handoff::with_side(Side::default()),
             cancelled: Event::new(),
             ready_at: AtomicU64::new(0),
-            cold: Mutex::new(Cold::empty(now)),
+            cold: UnsafeCell::new(Cold::empty(now)),
         }
     }
 
     /// Locks the cold data. Holding this lock pins the slot: it is released only under it
     /// (rule 4).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Cold> {
-        // Cold data is plain values, never left half-updated by a panic in our code (user
-        // code never runs under this lock): a poisoned lock still holds coherent data.
-        self.cold.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> ColdGuard<'_> {
+        // No poisoning: cold data is plain values, never left half-updated by a panic in
+        // our code (user code never runs under this lock).
+        self.state.side.lock.lock();
+        ColdGuard {
+            record: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// Raises the task's cancellation signal (flag rule 1): whoever won a `Cancel` or
@@ -362,6 +438,22 @@ impl Record {
     /// A listener notified when the signal is raised (check it after listening).
     pub(crate) fn listen_cancel(&self) -> event_listener::EventListener {
         self.cancelled.listen()
+    }
+
+    /// The running attempt's flags ([`INLINE`], [`DETACHED`], [`STOPPED`]); call it under
+    /// the cold lock.
+    pub(crate) fn flags(&self) -> u8 {
+        self.state.side.flags.load(Ordering::Relaxed)
+    }
+
+    /// Sets the running attempt's flags, under the cold lock.
+    pub(crate) fn set_flags(&self, flags: u8) {
+        self.state.side.flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// Whether the running blocking attempt was detached (under the cold lock).
+    pub(crate) fn is_detached(&self) -> bool {
+        self.flags() & DETACHED != 0
     }
 
     /// The task's priority.
@@ -390,7 +482,7 @@ impl Record {
             finished_at: cold.finished_at,
         };
         let mut info = raw.info(clock);
-        info.detached = cold.is_detached();
+        info.detached = self.is_detached();
         if let Some((extra, every)) = cold
             .extra
             .as_deref()
@@ -435,9 +527,9 @@ mod tests {
             size_of::<Cold>(),
             size_of::<Record>()
         );
-        assert!(size_of::<Cold>() <= 96, "Cold is {} B", size_of::<Cold>());
+        assert!(size_of::<Cold>() <= 88, "Cold is {} B", size_of::<Cold>());
         assert!(
-            size_of::<Record>() <= 144,
+            size_of::<Record>() <= 128,
             "Record is {} B",
             size_of::<Record>()
         );

@@ -208,11 +208,15 @@ impl Inner {
         };
         // Written in place under the slot's lock: every field, so nothing of the slot's
         // previous task survives.
+        // Given back by `finalize`, through the budget this engine owns.
+        let charge = charge.detach();
         let rare = spec.on_error.is_some()
             || spec.store.is_some()
             || spec.every.is_some()
             || spec.retry.is_some()
-            || spec.on_end.is_some();
+            || spec.on_end.is_some()
+            // A charge past 32 bits is kept with the extra settings.
+            || u32::try_from(charge).is_err();
         let extra = rare.then(|| {
             Box::new(Extra {
                 on_error: spec.on_error,
@@ -230,14 +234,13 @@ impl Inner {
         let told = self.events.on().then(|| spec.label.clone());
         record.reset(priority, |cold| {
             *cold = Cold {
-                // Given back by `finalize`, through the budget this engine owns.
-                charge: charge.detach(),
                 extra,
                 attempt: spec.attempts_before,
                 ..Cold::empty(stamp)
             };
             cold.set_timeout(spec.timeout.or(self.config.timeout));
             cold.set_label(spec.label);
+            cold.set_charge(charge);
         });
         // Settle rule 1: counted before it is published.
         self.unfinished.add();

@@ -250,3 +250,40 @@ fn a_running_blocking_job_is_detached_on_timeout() {
     let info = manager.task(id).unwrap();
     assert_eq!((info.state, info.detached), (State::TimedOut, false));
 }
+
+/// A charge wider than the slot's 32 bits (a weight of 5 GiB, accounting only) is held
+/// while the task lives and given back whole when it ends, beside a plain task's.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_charge_past_32_bits_is_held_and_given_back_whole() {
+    let runtime = Joined::default();
+    let manager = Builder::new(runtime.clone())
+        .workers(1)
+        .queue_capacity(4)
+        .memory_pool_mb(8 << 10)
+        .build()
+        .unwrap();
+    let (gate, opened) = std::sync::mpsc::channel::<()>();
+    let opened = Mutex::new(opened);
+    let wide = 5_usize << 30;
+    let held = manager
+        .submit(
+            Task::blocking(move |_: &Context| {
+                opened.lock().unwrap().recv().ok();
+                Ok::<_, BoxError>(())
+            })
+            .weight(wide),
+        )
+        .unwrap();
+    let plain = manager
+        .spawn_blocking(|_: &Context| Ok::<_, BoxError>(()))
+        .unwrap();
+    let used = manager.analytics().memory.used;
+    assert!(used > wide, "the wide charge is held: {used} B in use");
+    gate.send(()).unwrap();
+    held.wait().unwrap();
+    plain.wait().unwrap();
+    assert!(manager.wait_for_completion(Duration::from_secs(30)).wait());
+    assert_eq!(manager.analytics().memory.used, 0, "every byte given back");
+    finish(manager, &runtime);
+}

@@ -125,16 +125,16 @@ impl Inner {
     pub(crate) fn interrupt_locked(&self, record: &Record, cold: &mut Cold, state: State) {
         let desk = cold.desk.take();
         if let Some(latch) = desk.as_deref().and_then(Desk::latch) {
-            self.detach_locked(cold, latch, state);
+            self.detach_locked(record, latch, state);
         }
         record.raise(desk.as_deref());
     }
 
     /// Resolves the handle of a blocking attempt at once through its latch, and counts
     /// the closure as detached (rules 8-9).
-    fn detach_locked(&self, cold: &mut Cold, latch: LatchRef, state: State) {
+    fn detach_locked(&self, record: &Record, latch: LatchRef, state: State) {
         // Counted before the handle learns the end, so its waiter sees the count.
-        cold.flags |= DETACHED;
+        record.set_flags(record.flags() | DETACHED);
         self.detached
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.stats.mine().detached.inc();
@@ -144,7 +144,7 @@ impl Inner {
         // have published yet, so the abort wins.
         let aborted = latch.abort(state as u8);
         debug_assert!(aborted, "a latch is set only before its worker publishes");
-        if cold.flags & INLINE != 0 {
+        if record.flags() & INLINE != 0 {
             // Rule 9: the worker is stuck in the closure; the timer driver starts another.
             lock(&self.pool).stuck += 1;
             self.timer_event.notify(1);
