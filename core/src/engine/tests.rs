@@ -261,6 +261,7 @@ fn a_charge_past_32_bits_is_held_and_given_back_whole() {
         .workers(1)
         .queue_capacity(4)
         .memory_pool_mb(8 << 10)
+        .seed(1)
         .build()
         .unwrap();
     let (gate, opened) = std::sync::mpsc::channel::<()>();

@@ -39,42 +39,46 @@ impl Inner {
         if self.parking.is_stopping() {
             return None;
         }
-        let mut ended = Vec::new();
+        let mut due = Vec::new();
         let mut timed_out = Vec::new();
-        let next = {
+        let (next, ready) = {
             let mut timers = self.lock_timers();
             let ready = self.now_ns();
             let now = ready / 1_000_000;
             while let Some(index) = timers.wheel.poll(now) {
-                let kind = timers.kinds[index];
-                // Rule 1: a Wake entry is its task's token, so the slot is live. A Timeout
-                // entry is removed (under this lock) before its slot is released.
-                let Some(id) = self.records.id_at(index) else {
-                    continue;
-                };
-                let record = self.records.get(id).expect("a timer's slot is live");
-                match kind {
-                    Kind::Wake => match record.state.apply(TaskEvent::Due) {
-                        Ok(_) => self.enqueue(id, record, ready),
-                        // Cancelled while waiting: we hold the token; finalize after
-                        // unlocking (the cold lock comes before the timer lock).
-                        Err(_) => ended.push(id),
-                    },
+                match timers.kinds[index] {
+                    // Rule 1: a Wake entry is its task's token, so its slot stays this
+                    // task's after the lock is dropped: it is made due after, so a worker
+                    // re-arming a recurring task (a thousand at one tick) does not wait
+                    // for this lock while the queue fills.
+                    Kind::Wake => due.push(index),
+                    // A Timeout entry is removed (under this lock) before its slot is
+                    // released: applied here, while the slot is surely its task's.
                     Kind::Timeout => {
+                        let Some(id) = self.records.id_at(index) else {
+                            continue;
+                        };
+                        let record = self.records.get(id).expect("a timer's slot is live");
                         if record.state.apply(TaskEvent::Timeout).is_ok() {
                             timed_out.push(id);
                         }
                     }
                 }
             }
-            timers.wheel.next_deadline()
+            (timers.wheel.next_deadline(), ready)
         };
-        for id in ended {
-            let record = self
+        for index in due {
+            // Rule 1: we hold the token, so the slot is live and still this task's.
+            let id = self
                 .records
-                .get(id)
-                .expect("the token holder's slot is live");
-            self.finalize(id, record);
+                .id_at(index)
+                .expect("a waiting task's slot is live");
+            let record = self.records.get(id).expect("a waiting task's slot is live");
+            match record.state.apply(TaskEvent::Due) {
+                Ok(_) => self.enqueue(id, record, ready),
+                // Cancelled while waiting: we hold the token, so we finalize.
+                Err(_) => self.finalize(id, record),
+            }
         }
         for id in timed_out {
             self.stats.mine().timed_out.inc();
