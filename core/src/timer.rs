@@ -358,6 +358,43 @@ impl TimerWheel<alloc::boxed::Box<[TimerEntry]>> {
             |_| TimerEntry::VACANT,
         )?))
     }
+
+    /// Grows the wheel to `capacity` indices (nothing happens if it has as many), keeping
+    /// every pending timer: one allocation and a copy of the entries, O(capacity). Links
+    /// are indices, so nothing else moves. A wheel whose indices are a table's slots can
+    /// so start small and grow to the highest slot that arms a timer (the engine's), at
+    /// the cost of the no-allocation-after-construction guarantee, which holds only while
+    /// this is not called.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut wheel = errand_core::TimerWheel::with_capacity(0);
+    /// wheel.grow(10);
+    /// wheel.insert(9, 3).unwrap();
+    /// wheel.grow(1000);
+    /// wheel.insert(999, 2).unwrap();
+    /// assert_eq!((wheel.poll(5), wheel.poll(5), wheel.poll(5)), (Some(999), Some(9), None));
+    /// ```
+    pub fn grow(&mut self, capacity: usize) {
+        assert!(
+            capacity <= Self::MAX_CAPACITY,
+            "timer wheel capacity {capacity} exceeds the maximum {}",
+            Self::MAX_CAPACITY
+        );
+        let old = self.entries.len();
+        if capacity <= old {
+            return;
+        }
+        let mut entries = core::mem::take(&mut self.entries).into_vec();
+        entries.reserve_exact(capacity - old);
+        entries.resize(capacity, TimerEntry::VACANT);
+        self.entries = entries.into_boxed_slice();
+    }
 }
 
 impl<S> TimerWheel<S> {
@@ -705,6 +742,33 @@ mod tests {
         wheel.advance(now, |i| fired.push(i));
         fired.sort_unstable();
         fired
+    }
+
+    /// Timers pending on every level survive a growth mid-way, a re-arm and a cancel
+    /// after it, and fire at their deadlines beside those armed at the new indices.
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn growing_keeps_every_pending_timer() {
+        let mut wheel = TimerWheel::with_capacity(3);
+        wheel.insert(0, 5).unwrap();
+        wheel.insert(1, 70).unwrap();
+        wheel.insert(2, 300_000).unwrap();
+        assert_eq!(drain(&mut wheel, 2), Vec::<usize>::new());
+        assert!(wheel.insert(3, 9).is_err(), "out of range before growing");
+        wheel.grow(2);
+        assert_eq!(wheel.capacity(), 3, "never shrinks");
+        wheel.grow(200);
+        assert_eq!((wheel.capacity(), wheel.len()), (200, 3));
+        wheel.insert(199, 70).unwrap();
+        wheel.insert(3, 4).unwrap();
+        assert_eq!(wheel.insert(1, 71), Ok(Some(70)));
+        assert_eq!(wheel.cancel(0), Some(5));
+        assert_eq!(drain(&mut wheel, 5), [3]);
+        assert_eq!(drain(&mut wheel, 70), [199]);
+        assert_eq!(drain(&mut wheel, 71), [1]);
+        assert_eq!(drain(&mut wheel, 299_999), Vec::<usize>::new());
+        assert_eq!(drain(&mut wheel, 300_000), [2]);
+        assert!(wheel.is_empty());
     }
 
     #[test]

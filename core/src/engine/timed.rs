@@ -18,6 +18,7 @@ impl Inner {
         let index = id.index() as usize;
         let mut timers = self.lock_timers();
         let earliest = timers.wheel.next_deadline().is_none_or(|next| tick < next);
+        timers.make_room(index);
         timers.kinds[index] = kind;
         timers
             .wheel
