@@ -17,23 +17,39 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::flag::{Bit, Flag};
 use crate::waker::WakerSlot;
 
-/// Waits for the flag the way the engine's workers do: register, then check.
-struct Raised<'a>(&'a Flag);
+/// Waits the way the engine's workers do: register (`register`), then check (`raised`).
+struct Raised<R, C>(R, C);
 
-impl Future for Raised<'_> {
+impl<R: Fn(&core::task::Waker) + Unpin, C: Fn() -> bool + Unpin> Future for Raised<R, C> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.is_raised() {
+        if (self.1)() {
             return Poll::Ready(());
         }
-        self.0.register(cx.waker());
-        if self.0.is_raised() {
+        (self.0)(cx.waker());
+        if (self.1)() {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
     }
+}
+
+/// Waits for `flag`.
+fn flag_raised(flag: &Flag) -> impl Future<Output = ()> + '_ {
+    Raised(
+        |waker: &core::task::Waker| flag.register(waker),
+        || flag.is_raised(),
+    )
+}
+
+/// Waits for `bit`, with the waker in `slot` (a worker's desk).
+fn bit_raised<'a>(bit: &'a Bit, slot: &'a WakerSlot) -> impl Future<Output = ()> + 'a {
+    Raised(
+        |waker: &core::task::Waker| slot.register(waker),
+        || bit.is_raised(),
+    )
 }
 
 /// One raiser, one waiter: the waiter always wakes (a lost wake-up is a loom deadlock).
@@ -45,7 +61,7 @@ fn a_raise_always_reaches_the_waiter() {
             let flag = Arc::clone(&flag);
             thread::spawn(move || flag.raise())
         };
-        loom::future::block_on(Raised(&flag));
+        loom::future::block_on(flag_raised(&flag));
         raiser.join().unwrap();
     });
 }
@@ -63,33 +79,13 @@ fn racing_raisers_and_a_re_registering_waiter() {
             })
             .collect();
         loom::future::block_on(async {
-            Raised(&flag).await;
-            Raised(&flag).await;
+            flag_raised(&flag).await;
+            flag_raised(&flag).await;
         });
         for raiser in raisers {
             raiser.join().unwrap();
         }
     });
-}
-
-/// Waits for a [`Bit`] the way a worker does, with its waker in a slot of its own (its
-/// desk): register there, then check the bit.
-struct BitRaised<'a>(&'a Bit, &'a WakerSlot);
-
-impl Future for BitRaised<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.is_raised() {
-            return Poll::Ready(());
-        }
-        self.1.register(cx.waker());
-        if self.0.is_raised() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
 }
 
 /// A bit raised with its waiter's slot always wakes the waiter, and what the raiser wrote
@@ -107,7 +103,7 @@ fn a_raised_bit_always_reaches_the_waiter_in_its_own_slot() {
                 bit.raise(Some(&slot));
             })
         };
-        loom::future::block_on(BitRaised(&bit, &slot));
+        loom::future::block_on(bit_raised(&bit, &slot));
         assert_eq!(note.load(Ordering::Relaxed), 7);
         raiser.join().unwrap();
     });
@@ -127,7 +123,7 @@ fn one_slot_serves_the_bits_of_successive_tasks() {
             let (slot, first) = (Arc::clone(&slot), Arc::clone(&first));
             thread::spawn(move || first.raise(Some(&slot)))
         };
-        loom::future::block_on(BitRaised(&first, &slot));
+        loom::future::block_on(bit_raised(&first, &slot));
         drop(slot.take());
         raiser.join().unwrap();
         second.lower();
@@ -135,7 +131,7 @@ fn one_slot_serves_the_bits_of_successive_tasks() {
             let (slot, second) = (Arc::clone(&slot), Arc::clone(&second));
             thread::spawn(move || second.raise(Some(&slot)))
         };
-        loom::future::block_on(BitRaised(&second, &slot));
+        loom::future::block_on(bit_raised(&second, &slot));
         raiser.join().unwrap();
     });
 }
