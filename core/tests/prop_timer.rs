@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use errand_core::{TimerEntry, TimerWheel};
+use errand_core::{Storage, TimerEntry, TimerWheel};
 use proptest::prelude::*;
 
 const CAP: usize = 16;
@@ -28,6 +28,10 @@ enum Op {
     },
     /// Advance exactly to `next_deadline()`.
     Sleep,
+    /// Grow a heap wheel to `to` indices (a no-op below its capacity).
+    Grow {
+        to: usize,
+    },
 }
 
 fn delta() -> impl Strategy<Value = u64> {
@@ -51,8 +55,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The same operations, plus growth of a heap wheel up to `CAP`.
+fn op_or_grow() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => op(),
+        1 => (0..CAP + 1).prop_map(|to| Op::Grow { to }),
+    ]
+}
+
 /// Checks `next_deadline` against the model.
-fn check_next(wheel: &TimerWheel<[TimerEntry; CAP]>, model: &BTreeMap<usize, u64>) {
+fn check_next<S: Storage<TimerEntry>>(wheel: &TimerWheel<S>, model: &BTreeMap<usize, u64>) {
     let now = wheel.now();
     match model.values().min() {
         None => assert_eq!(wheel.next_deadline(), None),
@@ -71,8 +83,8 @@ fn check_next(wheel: &TimerWheel<[TimerEntry; CAP]>, model: &BTreeMap<usize, u64
 }
 
 /// Advances both to `target` and compares what fired.
-fn advance(
-    wheel: &mut TimerWheel<[TimerEntry; CAP]>,
+fn advance<S: Storage<TimerEntry>>(
+    wheel: &mut TimerWheel<S>,
     model: &mut BTreeMap<usize, u64>,
     target: u64,
 ) {
@@ -108,7 +120,27 @@ fn advance(
 }
 
 fn run(ops: &[Op]) {
-    let mut wheel: TimerWheel<[TimerEntry; CAP]> = TimerWheel::new();
+    let wheel: TimerWheel<[TimerEntry; CAP]> = TimerWheel::new();
+    run_on(wheel, ops, |_, _| {
+        unreachable!("an inline wheel does not grow")
+    });
+}
+
+/// As [`run`], on a heap wheel that starts with 2 indices and grows.
+fn run_growing(ops: &[Op]) {
+    let wheel = TimerWheel::with_capacity(2);
+    run_on(
+        wheel,
+        ops,
+        |wheel: &mut TimerWheel<Box<[TimerEntry]>>, to| wheel.grow(to),
+    );
+}
+
+fn run_on<S: Storage<TimerEntry>>(
+    mut wheel: TimerWheel<S>,
+    ops: &[Op],
+    grow: impl Fn(&mut TimerWheel<S>, usize),
+) {
     let mut model: BTreeMap<usize, u64> = BTreeMap::new();
     for op in ops {
         match *op {
@@ -121,10 +153,11 @@ fn run(ops: &[Op]) {
                 match wheel.insert(index, deadline) {
                     Ok(old) => assert_eq!(old, model.insert(index, deadline)),
                     Err(e) => {
-                        assert!(index >= CAP);
+                        let capacity = wheel.capacity();
+                        assert!(index >= capacity);
                         assert_eq!(
                             (e.index(), e.deadline(), e.capacity()),
-                            (index, deadline, CAP)
+                            (index, deadline, capacity)
                         );
                     }
                 }
@@ -138,6 +171,11 @@ fn run(ops: &[Op]) {
                 if let Some(next) = wheel.next_deadline() {
                     advance(&mut wheel, &mut model, next);
                 }
+            }
+            Op::Grow { to } => {
+                let before = wheel.capacity();
+                grow(&mut wheel, to);
+                assert_eq!(wheel.capacity(), before.max(to));
             }
         }
         assert_eq!(wheel.len(), model.len());
@@ -157,6 +195,12 @@ proptest! {
     #[test]
     fn matches_model(ops in prop::collection::vec(op(), 1..80)) {
         run(&ops);
+    }
+
+    /// A heap wheel grown between operations keeps every pending timer.
+    #[test]
+    fn a_growing_wheel_matches_model(ops in prop::collection::vec(op_or_grow(), 1..80)) {
+        run_growing(&ops);
     }
 
     /// An engine that sleeps exactly until `next_deadline()` sees every timer fire at its
