@@ -52,8 +52,10 @@ pub use slab::{Entry, SlotTable, SlotsExhausted, StaleId};
 
 mod queue;
 #[cfg(feature = "alloc")]
-pub use queue::BoxedPriorityQueue;
-pub use queue::{InlinePriorityQueue, MAX_LEVEL_CAPACITY, Mode, PriorityQueue, PushError, Slot};
+pub use queue::{BoxedPriorityQueue, SegmentedPriorityQueue, Segments};
+pub use queue::{
+    InlinePriorityQueue, MAX_LEVEL_CAPACITY, Mode, PriorityQueue, PushError, RingStorage, Slot,
+};
 
 mod state;
 pub use state::{Event, InvalidTransition, State, StateCell, Transition, transition};

@@ -80,6 +80,9 @@
 //! A push that finds the slot of the previous lap still being emptied waits the same way
 //! rather than report `Full`.
 //!
+//! Rules 8 and 9, for rings whose slots are allocated in segments as they are first
+//! reached, are in `queue/segments.rs`.
+//!
 //! Positions wrap around `usize`; on a 32-bit target a thread stalled inside one operation
 //! while about 2^32 / `one_lap` laps pass could in theory be fooled by a recycled position
 //! (the same bound as crossbeam's `ArrayQueue`).
@@ -91,13 +94,16 @@ use core::mem::MaybeUninit;
 use crossbeam_utils::CachePadded;
 
 use crate::priority::{Level, Priority};
-use crate::storage::Storage;
 use crate::sync::{AtomicU32, AtomicUsize, Ordering, SpinBackoff, UnsafeCell, spin_hint};
 
 mod build;
 mod schedule;
+mod segments;
 
 use schedule::{SCHEDULE, scheduled};
+pub use segments::RingStorage;
+#[cfg(feature = "alloc")]
+pub use segments::Segments;
 
 /// The most items one level of a [`PriorityQueue`] holds: `2^31 - 1`, so that a ring's
 /// lap (the power of two above its capacity) fits the 32 bits of a slot's stamp.
@@ -242,7 +248,9 @@ struct Ring<S> {
 /// **Capacity is per level**: each of the four rings holds up to
 /// [`capacity_per_level`](Self::capacity_per_level) items, and a push fails with
 /// [`PushError::Full`] (handing the item back) exactly when the ring of its level is full,
-/// whatever the other levels hold. Nothing allocates after construction.
+/// whatever the other levels hold. With inline or boxed storage nothing allocates after
+/// construction; with [`Segments`] a push allocates the segment of its position the first
+/// time a push reaches it.
 ///
 /// The queue is `Send` and `Sync` when `T: Send` (items move between threads, they are
 /// never shared), so a queue of `Rc`s stays on its thread:
@@ -257,7 +265,8 @@ struct Ring<S> {
 /// `S` is where each ring keeps its slots: `[Slot<T>; N]` inline (see
 /// [`InlinePriorityQueue`], built by [`new`](Self::new)) or, with feature `alloc`,
 /// `Box<[Slot<T>]>` (see [`BoxedPriorityQueue`], built by
-/// [`with_capacity`](Self::with_capacity)).
+/// [`with_capacity`](Self::with_capacity)) or [`Segments`] (see
+/// [`SegmentedPriorityQueue`], built by [`segmented`](Self::segmented)).
 ///
 /// # Examples
 ///
@@ -300,7 +309,7 @@ struct Ring<S> {
 /// }
 /// assert_eq!(sum, 4950);
 /// ```
-pub struct PriorityQueue<T, S: Storage<Slot<T>>> {
+pub struct PriorityQueue<T, S: RingStorage<T>> {
     /// Bit `l` set: ring `l` may hold items (rules 4-7).
     summary: CachePadded<AtomicUsize>,
     /// Weighted mode's next turn, `0..36`; never touched in strict mode.
@@ -323,7 +332,12 @@ pub type InlinePriorityQueue<T, const N: usize> = PriorityQueue<T, [Slot<T>; N]>
 #[cfg(feature = "alloc")]
 pub type BoxedPriorityQueue<T> = PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>>;
 
-impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
+/// A [`PriorityQueue`] whose slots live on the heap in [`Segments`], allocated as each
+/// level first fills that far: a level that holds few items costs few slots.
+#[cfg(feature = "alloc")]
+pub type SegmentedPriorityQueue<T> = PriorityQueue<T, Segments<T>>;
+
+impl<T, S: RingStorage<T>> PriorityQueue<T, S> {
     /// The position after `pos`: the next index, or index 0 of the next lap.
     #[inline]
     fn next_pos(&self, pos: usize) -> usize {
@@ -357,12 +371,12 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
     pub fn push(&self, item: T, priority: Priority) -> Result<(), PushError<T>> {
         let level = priority.level().index();
         let ring = &self.rings[level];
-        let slots = ring.slots.cells();
         let mut tail = ring.tail.load(Ordering::Relaxed);
         let mut backoff = SpinBackoff::new();
         loop {
             let index = tail & (self.one_lap - 1);
-            let slot = &slots[index];
+            // Before the CAS: a segment not yet there is installed first (rule 8).
+            let slot = ring.slots.slot_or_grow(index);
             let seen = slot.stamp.load(Ordering::Acquire);
             if seen == stamp(tail) {
                 // The slot is free for position `tail`: claim it.
@@ -525,14 +539,14 @@ impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
     #[inline]
     fn pop_ring(&self, level: usize) -> Option<T> {
         let ring = &self.rings[level];
-        let slots = ring.slots.cells();
         let mut head = ring.head.load(Ordering::Relaxed);
         let mut backoff = SpinBackoff::new();
         loop {
             let index = head & (self.one_lap - 1);
-            let slot = &slots[index];
-            let seen = slot.stamp.load(Ordering::Acquire);
-            if seen == stamp(head + 1) {
+            let slot = ring.slots.slot(index);
+            // A segment not yet there reads as a slot free for `head` (rule 9).
+            let seen = slot.map_or(stamp(head), |slot| slot.stamp.load(Ordering::Acquire));
+            if let Some(slot) = slot.filter(|_| seen == stamp(head + 1)) {
                 // The slot holds the value pushed at `head`: claim it.
                 let next = self.next_pos(head);
                 match ring.head.compare_exchange_weak(
@@ -654,7 +668,7 @@ fn highest(bits: usize) -> usize {
     (usize::BITS - 1 - bits.leading_zeros()) as usize
 }
 
-impl<T, S: Storage<Slot<T>>> Drop for PriorityQueue<T, S> {
+impl<T, S: RingStorage<T>> Drop for PriorityQueue<T, S> {
     fn drop(&mut self) {
         if !core::mem::needs_drop::<T>() {
             return;
@@ -664,12 +678,12 @@ impl<T, S: Storage<Slot<T>>> Drop for PriorityQueue<T, S> {
         for ring in &mut self.rings {
             let mut pos = ring.head.load(Ordering::Relaxed);
             let tail = ring.tail.load(Ordering::Relaxed);
-            let slots = ring.slots.cells_mut();
             while pos != tail {
                 let index = pos & (one_lap - 1);
                 // SAFETY: no push or pop is in flight, so every position from `head` to
                 // `tail` holds an initialised value, each visited once (rule 3).
-                slots[index]
+                ring.slots
+                    .slot_mut(index)
                     .value
                     .with_mut(|p| unsafe { (*p).assume_init_drop() });
                 pos = if index + 1 < cap {
@@ -682,7 +696,7 @@ impl<T, S: Storage<Slot<T>>> Drop for PriorityQueue<T, S> {
     }
 }
 
-impl<T, S: Storage<Slot<T>>> fmt::Debug for PriorityQueue<T, S> {
+impl<T, S: RingStorage<T>> fmt::Debug for PriorityQueue<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PriorityQueue")
             .field("mode", &self.mode)

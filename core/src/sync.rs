@@ -21,6 +21,12 @@ pub(crate) use loom::sync::Mutex;
 #[cfg(all(feature = "std", not(errand_loom)))]
 pub(crate) use std::sync::Mutex;
 
+// The queue's segments (feature `alloc`).
+#[cfg(all(feature = "alloc", not(errand_loom)))]
+pub(crate) use core::sync::atomic::AtomicPtr;
+#[cfg(all(feature = "alloc", errand_loom))]
+pub(crate) use loom::sync::atomic::AtomicPtr;
+
 #[cfg(all(feature = "alloc", not(errand_loom)))]
 pub(crate) use alloc::sync::Arc;
 #[cfg(all(feature = "alloc", errand_loom))]

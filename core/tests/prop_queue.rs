@@ -2,8 +2,12 @@
 
 use std::collections::VecDeque;
 
-use errand_core::{BoxedPriorityQueue, InlinePriorityQueue, Level, Mode, Priority, PushError};
+use errand_core::{
+    BoxedPriorityQueue, InlinePriorityQueue, Level, Mode, Priority, PriorityQueue, PushError,
+    RingStorage, SegmentedPriorityQueue,
+};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -46,25 +50,59 @@ impl Model {
     }
 }
 
+/// Runs `ops` on a strict `queue` of `capacity` per level and on the model, checking every
+/// answer; returns how many pushes each level accepted.
+fn matches_strict_model<S: RingStorage<u32>>(
+    queue: &PriorityQueue<u32, S>,
+    capacity: usize,
+    ops: Vec<Op>,
+) -> Result<[usize; Level::COUNT], TestCaseError> {
+    let mut model = Model::new(capacity);
+    let mut pushed = [0; Level::COUNT];
+    for (n, op) in ops.into_iter().enumerate() {
+        let item = n as u32;
+        match op {
+            Op::Push(p) => {
+                let got = queue.push(item, Priority(p)).map_err(PushError::into_inner);
+                prop_assert_eq!(got, model.push(item, Priority(p)));
+                pushed[Priority(p).level().index()] += usize::from(got.is_ok());
+            }
+            Op::Pop => prop_assert_eq!(queue.pop(), model.pop_strict()),
+        }
+        for level in Level::ALL {
+            prop_assert_eq!(queue.level_len(level), model.levels[level.index()].len());
+        }
+        prop_assert_eq!(
+            queue.is_empty(),
+            model.levels.iter().all(VecDeque::is_empty)
+        );
+    }
+    Ok(pushed)
+}
+
 proptest! {
     /// Strict mode behaves exactly like the model: same items, same order, same `Full`s.
     #[test]
     fn strict_matches_model(capacity in 1usize..6, ops in prop::collection::vec(op(), 0..300)) {
         let queue = BoxedPriorityQueue::<u32>::with_capacity(capacity, Mode::Strict);
-        let mut model = Model::new(capacity);
-        for (n, op) in ops.into_iter().enumerate() {
-            let item = n as u32;
-            match op {
-                Op::Push(p) => {
-                    let got = queue.push(item, Priority(p)).map_err(PushError::into_inner);
-                    prop_assert_eq!(got, model.push(item, Priority(p)));
-                }
-                Op::Pop => prop_assert_eq!(queue.pop(), model.pop_strict()),
-            }
-            for level in Level::ALL {
-                prop_assert_eq!(queue.level_len(level), model.levels[level.index()].len());
-            }
-            prop_assert_eq!(queue.is_empty(), model.levels.iter().all(VecDeque::is_empty));
+        matches_strict_model(&queue, capacity, ops)?;
+    }
+
+    /// Segmented storage behaves the same, whatever the segment length, and holds the
+    /// slots of the positions each level has reached: as many as it accepted pushes,
+    /// rounded up to whole segments, at most its capacity.
+    #[test]
+    fn segmented_strict_matches_model(
+        capacity in 1usize..12,
+        shift in 0u32..4,
+        ops in prop::collection::vec(op(), 0..300),
+    ) {
+        let segment_len = 1 << shift;
+        let queue = SegmentedPriorityQueue::<u32>::segmented(capacity, segment_len, Mode::Strict);
+        let pushed = matches_strict_model(&queue, capacity, ops)?;
+        for level in Level::ALL {
+            let whole = pushed[level.index()].div_ceil(segment_len) * segment_len;
+            prop_assert_eq!(queue.allocated_slots(level), whole.min(capacity));
         }
     }
 

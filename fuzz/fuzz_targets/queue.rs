@@ -1,12 +1,16 @@
 //! Fuzz the priority queue against one `VecDeque` per level: strict mode must match the
 //! model exactly; weighted mode must pop the front of some non-empty level; `Full` exactly
-//! when the model's level is at capacity.
+//! when the model's level is at capacity. The queue is boxed, or segmented with segments
+//! of 1 to 16 slots.
 #![no_main]
 
 use std::collections::VecDeque;
 
 use arbitrary::Arbitrary;
-use errand_core::{BoxedPriorityQueue, Level, Mode, Priority, PushError};
+use errand_core::{
+    BoxedPriorityQueue, Level, Mode, Priority, PriorityQueue, PushError, RingStorage,
+    SegmentedPriorityQueue,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -20,6 +24,8 @@ enum Op {
 struct Input {
     capacity: u8,
     weighted: bool,
+    /// 0: boxed; otherwise segments of `2^(n % 5)` slots.
+    segments: u8,
     ops: Vec<Op>,
 }
 
@@ -30,9 +36,24 @@ fuzz_target!(|input: Input| {
     } else {
         Mode::Strict
     };
-    let queue = BoxedPriorityQueue::<u32>::with_capacity(capacity, mode);
+    if input.segments == 0 {
+        let queue = BoxedPriorityQueue::<u32>::with_capacity(capacity, mode);
+        run(&queue, capacity, mode, input.ops);
+    } else {
+        let segment_len = 1 << (input.segments % 5);
+        let queue = SegmentedPriorityQueue::<u32>::segmented(capacity, segment_len, mode);
+        run(&queue, capacity, mode, input.ops);
+    }
+});
+
+fn run<S: RingStorage<u32>>(
+    queue: &PriorityQueue<u32, S>,
+    capacity: usize,
+    mode: Mode,
+    ops: Vec<Op>,
+) {
     let mut model: [VecDeque<u32>; Level::COUNT] = Default::default();
-    for (n, op) in input.ops.into_iter().enumerate() {
+    for (n, op) in ops.into_iter().enumerate() {
         let item = n as u32;
         match op {
             Op::Push(p) => {
@@ -70,4 +91,4 @@ fuzz_target!(|input: Input| {
             }
         }
     }
-});
+}

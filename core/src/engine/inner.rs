@@ -29,7 +29,7 @@ use crate::park::{Notify, Parking};
 use crate::settle::Settle;
 use crate::waitlist::Waitlist;
 use crate::{
-    BoxedPriorityQueue, Entry, MemoryBudget, Mode, RetryPolicy, SlotTable, SplitMix64, TaskId,
+    Entry, MemoryBudget, Mode, RetryPolicy, SegmentedPriorityQueue, SlotTable, SplitMix64, TaskId,
 };
 
 /// Bytes a task is charged beyond its one allocation's size (the job, its completion and
@@ -94,12 +94,17 @@ impl core::ops::Deref for Chair {
 /// A worker's seat: see [`Chair`].
 pub(crate) type Seat = Arc<Chair>;
 
+/// Slots per segment of a queue level: 8 KiB of slot indices and stamps, allocated the
+/// first time the level's ring reaches them.
+const QUEUE_SEGMENT: usize = 1024;
+
 /// Everything the manager, its handles and its workers share.
 pub(crate) struct Inner {
     pub(crate) records: SlotTable<Record, Box<[Entry<Record>]>>,
     /// Queued tasks by slot index (4 bytes an entry; the slot's live id is the queued
-    /// task's, rule 1).
-    pub(crate) queue: BoxedPriorityQueue<u32>,
+    /// task's, rule 1). Each level holds every slot, in segments allocated as it fills
+    /// ([`QUEUE_SEGMENT`]), so a level no task uses costs its table of pointers.
+    pub(crate) queue: SegmentedPriorityQueue<u32>,
     /// Idle workers, the list they wait on (notified when work arrives while one is
     /// idle, and when workers must stop) and the stop flag: workers exit once stopping
     /// and the queue is empty; the timer driver exits.
@@ -170,8 +175,12 @@ impl Inner {
                 Record::new(clock.stamp(clock.epoch))
             })
             .map_err(sized("queue_capacity"))?,
-            queue: BoxedPriorityQueue::try_with_capacity(capacity, config.mode)
-                .map_err(sized("queue_capacity"))?,
+            queue: SegmentedPriorityQueue::try_segmented(
+                capacity,
+                QUEUE_SEGMENT.min(capacity.next_power_of_two()),
+                config.mode,
+            )
+            .map_err(sized("queue_capacity"))?,
             parking: Parking::new(Waitlist::with_capacity(
                 config.workers.saturating_add(config.max_detached),
             )),

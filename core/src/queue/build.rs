@@ -1,15 +1,16 @@
 //! The constructors of [`PriorityQueue`]: inline (`new`), in place (`init_in`, the
-//! module's only `unsafe` construction code) and on the heap (`with_capacity`), all to
-//! the same empty state (every ring at position 0, each slot stamped free for its index).
+//! module's only `unsafe` construction code), on the heap (`with_capacity`) and on the
+//! heap in segments (`segmented`), all to the same empty state (every ring at position 0,
+//! each slot stamped free for its index, or to be when its segment is allocated).
 
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
-use super::{MAX_LEVEL_CAPACITY, Mode, PriorityQueue, Ring, Slot};
+use super::{MAX_LEVEL_CAPACITY, Mode, PriorityQueue, Ring, RingStorage, Slot};
 use crate::priority::Level;
-use crate::storage::{Storage, array_from_fn};
+use crate::storage::array_from_fn;
 use crate::sync::AtomicUsize;
 impl<T, const N: usize> PriorityQueue<T, [Slot<T>; N]> {
     /// An empty queue holding up to `N` items per level, inline.
@@ -179,13 +180,93 @@ impl<T> PriorityQueue<T, alloc::boxed::Box<[Slot<T>]>> {
     }
 }
 
-impl<T, S: Storage<Slot<T>>> PriorityQueue<T, S> {
+#[cfg(feature = "alloc")]
+impl<T> PriorityQueue<T, super::Segments<T>> {
+    /// An empty queue holding up to `capacity_per_level` items per level, on the heap, in
+    /// segments of `segment_len` slots allocated as each level first reaches them: only
+    /// the table of segment pointers (a word per segment) is allocated here.
+    ///
+    /// # Panics
+    ///
+    /// When `capacity_per_level` is zero or above [`MAX_LEVEL_CAPACITY`], or
+    /// `segment_len` is not a power of two.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use errand_core::{Level, Mode, Priority, SegmentedPriorityQueue};
+    ///
+    /// let queue = SegmentedPriorityQueue::<u32>::segmented(10_000, 256, Mode::Strict);
+    /// assert_eq!(queue.allocated_slots(Level::Normal), 0);
+    /// for i in 0..300 {
+    ///     queue.push(i, Priority::NORMAL).unwrap();
+    /// }
+    /// // Two segments of the normal level; the other levels still hold none.
+    /// assert_eq!(queue.allocated_slots(Level::Normal), 512);
+    /// assert_eq!(queue.allocated_slots(Level::High), 0);
+    /// ```
+    #[must_use]
+    pub fn segmented(capacity_per_level: usize, segment_len: usize, mode: Mode) -> Self {
+        Self::try_segmented(capacity_per_level, segment_len, mode).unwrap_or_else(|_| {
+            alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<usize>())
+        })
+    }
+
+    /// Like [`segmented`](Self::segmented), but reports an allocation of the segment
+    /// table the system refuses instead of aborting. (Growing later allocates with the
+    /// global allocator, which aborts on refusal, as `Vec::push` does.)
+    ///
+    /// # Errors
+    ///
+    /// When the memory for the four tables cannot be reserved.
+    ///
+    /// # Panics
+    ///
+    /// As [`segmented`](Self::segmented).
+    pub fn try_segmented(
+        capacity_per_level: usize,
+        segment_len: usize,
+        mode: Mode,
+    ) -> Result<Self, alloc::collections::TryReserveError> {
+        assert_level_capacity(capacity_per_level);
+        assert!(
+            segment_len.is_power_of_two(),
+            "a segment length is a power of two, not {segment_len}"
+        );
+        let mut levels = alloc::vec::Vec::with_capacity(Level::COUNT);
+        for _ in 0..Level::COUNT {
+            levels.push(super::Segments::try_new(capacity_per_level, segment_len)?);
+        }
+        Ok(Self::from_storage(capacity_per_level, mode, || {
+            levels.pop().expect("one storage per level")
+        }))
+    }
+
+    /// How many slots `level` has allocated so far: whole segments, up to the level's
+    /// capacity. Approximate while pushes run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use errand_core::{Level, Mode, Priority, SegmentedPriorityQueue};
+    ///
+    /// let queue = SegmentedPriorityQueue::<u8>::segmented(100, 64, Mode::Strict);
+    /// queue.push(1, Priority::LOW).unwrap();
+    /// assert_eq!(queue.allocated_slots(Level::Low), 64);
+    /// ```
+    #[must_use]
+    pub fn allocated_slots(&self, level: Level) -> usize {
+        let segments = &self.rings[level.index()].slots;
+        (segments.allocated() * segments.segment_len()).min(self.cap)
+    }
+}
+
+impl<T, S: RingStorage<T>> PriorityQueue<T, S> {
     pub(super) fn from_storage(cap: usize, mode: Mode, mut storage: impl FnMut() -> S) -> Self {
         // `cap + 1` so that `index + 1` (a full stamp) never carries into the lap bits.
         let one_lap = (cap + 1).next_power_of_two();
         let rings = core::array::from_fn(|_| {
             let slots = storage();
-            debug_assert_eq!(slots.cells().len(), cap);
             Ring {
                 head: CachePadded::new(AtomicUsize::new(0)),
                 tail: CachePadded::new(AtomicUsize::new(0)),

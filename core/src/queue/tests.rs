@@ -2,6 +2,7 @@
 
 use super::schedule::FULL_MASK;
 use super::*;
+use crate::storage::Storage;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::vec::Vec;
@@ -171,8 +172,13 @@ fn error_and_debug() {
 }
 
 /// Every field of two queues, slot by slot (the values are not compared: a slot's value
-/// is only initialised while its stamp says so, and both queues must agree on that).
-fn assert_same_state<T, S: Storage<Slot<T>>>(a: &PriorityQueue<T, S>, b: &PriorityQueue<T, S>) {
+/// is only initialised while its stamp says so, and both queues must agree on that). A
+/// slot whose segment is not allocated reads as stamped free for its lap-0 position, the
+/// stamp it gets when it is (rule 8).
+fn assert_same_state<T, A: RingStorage<T>, B: RingStorage<T>>(
+    a: &PriorityQueue<T, A>,
+    b: &PriorityQueue<T, B>,
+) {
     let load = |word: &AtomicUsize| word.load(Ordering::Relaxed);
     assert_eq!(load(&a.summary), load(&b.summary));
     assert_eq!(load(&a.turn), load(&b.turn));
@@ -180,22 +186,24 @@ fn assert_same_state<T, S: Storage<Slot<T>>>(a: &PriorityQueue<T, S>, b: &Priori
     for (ra, rb) in a.rings.iter().zip(&b.rings) {
         assert_eq!(load(&ra.head), load(&rb.head));
         assert_eq!(load(&ra.tail), load(&rb.tail));
-        let stamps = |ring: &Ring<S>| -> Vec<u32> {
-            ring.slots
-                .cells()
-                .iter()
-                .map(|s| s.stamp.load(Ordering::Relaxed))
+        let stamps = |slots: &dyn Fn(usize) -> Option<u32>| -> Vec<u32> {
+            (0..a.cap)
+                .map(|index| slots(index).unwrap_or(stamp(index)))
                 .collect()
         };
-        assert_eq!(stamps(ra), stamps(rb));
+        let of = |slot: Option<&Slot<T>>| slot.map(|s| s.stamp.load(Ordering::Relaxed));
+        assert_eq!(
+            stamps(&|index| of(ra.slots.slot(index))),
+            stamps(&|index| of(rb.slots.slot(index)))
+        );
     }
 }
 
 /// Pushes and pops at random (the same sequence on both queues) and checks that they
 /// answer alike and end in the same state.
-fn assert_same_behaviour<S: Storage<Slot<u64>>>(
-    a: &PriorityQueue<u64, S>,
-    b: &PriorityQueue<u64, S>,
+fn assert_same_behaviour<A: RingStorage<u64>, B: RingStorage<u64>>(
+    a: &PriorityQueue<u64, A>,
+    b: &PriorityQueue<u64, B>,
     seed: u64,
     steps: usize,
 ) {
@@ -253,6 +261,44 @@ fn init_in_on_the_heap_with_a_power_of_two_capacity() {
         11,
         if cfg!(miri) { 300 } else { 5_000 },
     );
+}
+
+/// A segmented queue answers like a boxed one of the same capacity, through full levels
+/// and wrap-around, whatever the segment length (one slot, a short last segment, one
+/// segment for the whole level), and ends with the same stamps.
+#[test]
+fn segments_behave_like_boxed_storage() {
+    let steps = if cfg!(miri) { 300 } else { 5_000 };
+    for (cap, segment_len) in [(5, 1), (5, 2), (7, 4), (8, 8), (3, 16)] {
+        for mode in [Mode::Strict, Mode::Weighted] {
+            let boxed = BoxedPriorityQueue::<u64>::with_capacity(cap, mode);
+            let segmented = SegmentedPriorityQueue::<u64>::segmented(cap, segment_len, mode);
+            assert_same_state(&boxed, &segmented);
+            assert_same_behaviour(&boxed, &segmented, cap as u64, steps);
+        }
+    }
+}
+
+/// Segments are allocated as a level first reaches them, whole, never more than the
+/// level's capacity; dropping the queue drops what it still holds and frees them.
+#[test]
+fn segments_grow_as_a_level_fills_and_drop_their_items() {
+    let queue = SegmentedPriorityQueue::<Rc<u8>>::segmented(10, 4, Mode::Strict);
+    let item = Rc::new(0);
+    assert_eq!(queue.allocated_slots(Level::Normal), 0);
+    for n in 1..=10_usize {
+        queue.push(Rc::clone(&item), Priority::NORMAL).unwrap();
+        assert_eq!(
+            queue.allocated_slots(Level::Normal),
+            (n.div_ceil(4) * 4).min(10)
+        );
+    }
+    assert!(queue.push(Rc::clone(&item), Priority::NORMAL).is_err());
+    assert_eq!(queue.allocated_slots(Level::Critical), 0);
+    drop(queue.pop());
+    assert_eq!(Rc::strong_count(&item), 10);
+    drop(queue);
+    assert_eq!(Rc::strong_count(&item), 1);
 }
 
 #[test]
