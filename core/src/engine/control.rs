@@ -169,8 +169,7 @@ impl Inner {
             hook.progress(percent, &message);
         }
         self.tell_progress(id, percent, &message);
-        cold.progress = percent;
-        cold.set_message(message.into_boxed_str());
+        cold.set_progress(percent, message.into_boxed_str());
         true
     }
 

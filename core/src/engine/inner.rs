@@ -113,6 +113,9 @@ pub(crate) struct Inner {
     /// Wakes the timer driver: an earlier deadline, a sleeper, a worker to replace, or
     /// stopping.
     pub(crate) timer_event: Event,
+    /// Notified whenever a running task's cancellation signal is raised: every
+    /// `Context::cancelled` awaiter listens here and re-checks its own task.
+    pub(crate) cancels: Event,
     /// The sleeps of `Context::sleep`, fired by the timer driver.
     pub(crate) sleepers: Sleepers,
     pub(crate) results: Results,
@@ -186,6 +189,7 @@ impl Inner {
             )),
             timers: Mutex::new(Timers::try_new(capacity).map_err(sized("queue_capacity"))?),
             timer_event: Event::new(),
+            cancels: Event::new(),
             sleepers: Sleepers::default(),
             results: Results::default(),
             budget: Arc::new(MemoryBudget::new(config.memory_pool)),
@@ -361,7 +365,8 @@ impl Host for Arc<Inner> {
     }
 
     fn cancel_listener(&self, id: TaskId) -> Option<EventListener> {
-        Some(self.records.get(id)?.listen_cancel())
+        self.records.get(id)?;
+        Some(self.cancels.listen())
     }
 
     fn sleepers(&self) -> &Sleepers {

@@ -71,10 +71,10 @@ pub(crate) struct Cold {
     /// A static label; a label built at run time is in [`Texts`] (16 bytes of the slot
     /// where an `Option<Cow<str>>` takes 24); see [`Cold::label`].
     pub(crate) label: Option<&'static str>,
-    pub(crate) progress: f64,
-    /// The progress message and the last attempt's error, boxed together on the first
-    /// write of either (most tasks write neither: 8 bytes of the slot where two
-    /// `Option<Box<str>>` take 32); see [`Cold::message`], [`Cold::error`].
+    /// The progress (percent and message) and the last attempt's error, boxed together on
+    /// the first write of either (most tasks write neither: 8 bytes of the slot where an
+    /// `f64` and two `Option<Box<str>>` take 40); see [`Cold::progress`],
+    /// [`Cold::message`], [`Cold::error`].
     pub(crate) texts: Option<Box<Texts>>,
     pub(crate) submitted_at: Stamp,
     pub(crate) started_at: Option<Stamp>,
@@ -99,6 +99,9 @@ pub(crate) struct Cold {
 /// A task's texts, in [`Cold`] behind one pointer.
 #[derive(Default)]
 pub(crate) struct Texts {
+    /// The last progress report's percent (a report always comes with its message, so
+    /// it needs no allocation of its own).
+    progress: f64,
     message: Option<Box<str>>,
     /// The last attempt's error.
     error: Option<Box<str>>,
@@ -184,6 +187,18 @@ impl Cold {
         }
     }
 
+    /// The last progress report's percent (0 before any).
+    pub(crate) fn progress(&self) -> f64 {
+        self.texts.as_deref().map_or(0.0, |texts| texts.progress)
+    }
+
+    /// Records a progress report.
+    pub(crate) fn set_progress(&mut self, percent: f64, message: Box<str>) {
+        let texts = self.texts.get_or_insert_default();
+        texts.progress = percent;
+        texts.message = Some(message);
+    }
+
     /// The last progress message.
     pub(crate) fn message(&self) -> Option<&str> {
         self.texts.as_deref()?.message.as_deref()
@@ -192,11 +207,6 @@ impl Cold {
     /// The last attempt's error, as text.
     pub(crate) fn error(&self) -> Option<&str> {
         self.texts.as_deref()?.error.as_deref()
-    }
-
-    /// Sets the progress message.
-    pub(crate) fn set_message(&mut self, message: Box<str>) {
-        self.texts.get_or_insert_default().message = Some(message);
     }
 
     /// Sets the last attempt's error.
@@ -271,6 +281,7 @@ impl Cold {
         priority: Priority,
     ) -> Finished {
         let Texts {
+            progress,
             message,
             error,
             label,
@@ -286,7 +297,7 @@ impl Cold {
             priority,
             attempt: self.attempt,
             runs: self.runs(),
-            progress: self.progress,
+            progress,
             message,
             error,
             submitted_at: self.submitted_at,
@@ -300,7 +311,6 @@ impl Cold {
         Self {
             label: None,
             attempt: 0,
-            progress: 0.0,
             texts: None,
             submitted_at: now,
             started_at: None,
@@ -347,8 +357,6 @@ pub(crate) struct Record {
     /// held by the worker while it runs, gone after the end.
     /// Its side bytes are the task's priority and cancellation bit ([`Side`]).
     pub(crate) state: Handoff<JobRef, Side>,
-    /// Notified with the signal, for `Context::cancelled` awaiters.
-    cancelled: Event,
     /// When the task last became ready to run (`Queued`), in nanoseconds since the
     /// manager's epoch: the start of its dispatch latency.
     pub(crate) ready_at: AtomicU64,
@@ -402,7 +410,6 @@ impl Record {
         Self {
             // A never-used slot looks like an ended task: no event applies to it (rule 2).
             state: Handoff::with_side(Side::default()),
-            cancelled: Event::new(),
             ready_at: AtomicU64::new(0),
             cold: UnsafeCell::new(Cold::empty(now)),
         }
@@ -422,10 +429,13 @@ impl Record {
 
     /// Raises the task's cancellation signal (flag rule 1): whoever won a `Cancel` or
     /// `Timeout` on the running task, under its cold lock, with the desk it took from the
-    /// cold data (`None`: no worker waits on it).
-    pub(crate) fn raise(&self, desk: Option<&Desk>) {
+    /// cold data (`None`: no worker waits on it). Then notifies `cancels`, the engine's
+    /// one event for every `Context::cancelled` awaiter (each re-checks its own task's
+    /// signal): 8 bytes of every slot saved for a wake-up of the few tasks awaiting a
+    /// cancellation, at most one per worker unless a context outlives its attempt.
+    pub(crate) fn raise(&self, desk: Option<&Desk>, cancels: &Event) {
         self.state.side.cancel.raise(desk.map(|desk| &desk.waker));
-        self.cancelled.notify(usize::MAX);
+        cancels.notify(usize::MAX);
     }
 
     /// Whether the task's cancellation signal is raised (flag rule 2: a waiting worker
@@ -433,11 +443,6 @@ impl Record {
     #[inline]
     pub(crate) fn is_raised(&self) -> bool {
         self.state.side.cancel.is_raised()
-    }
-
-    /// A listener notified when the signal is raised (check it after listening).
-    pub(crate) fn listen_cancel(&self) -> event_listener::EventListener {
-        self.cancelled.listen()
     }
 
     /// The running attempt's flags ([`INLINE`], [`DETACHED`], [`STOPPED`]); call it under
@@ -474,7 +479,7 @@ impl Record {
             priority: self.priority(),
             attempt: cold.attempt,
             runs: cold.runs(),
-            progress: cold.progress,
+            progress: cold.progress(),
             message: cold.message().map(Box::from),
             error: cold.error().map(Box::from),
             submitted_at: cold.submitted_at,
@@ -527,9 +532,9 @@ mod tests {
             size_of::<Cold>(),
             size_of::<Record>()
         );
-        assert!(size_of::<Cold>() <= 88, "Cold is {} B", size_of::<Cold>());
+        assert!(size_of::<Cold>() <= 80, "Cold is {} B", size_of::<Cold>());
         assert!(
-            size_of::<Record>() <= 128,
+            size_of::<Record>() <= 112,
             "Record is {} B",
             size_of::<Record>()
         );

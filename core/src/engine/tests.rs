@@ -288,3 +288,61 @@ fn a_charge_past_32_bits_is_held_and_given_back_whole() {
     assert_eq!(manager.analytics().memory.used, 0, "every byte given back");
     finish(manager, &runtime);
 }
+
+/// Polls `future` to its end on this thread, parking between wake-ups; calls `pending`
+/// once, after the first poll that did not finish.
+fn block_on<F: std::future::Future>(future: F, pending: impl FnOnce()) -> F::Output {
+    let mut pending = Some(pending);
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        if let Some(pending) = pending.take() {
+            pending();
+        }
+        std::thread::park();
+    }
+}
+
+/// `Context::cancelled` awaited away from the attempt (a clone of the context, on a
+/// thread of the task's own) is woken by the task's cancel: every awaiter listens on the
+/// engine's one cancellation event and re-checks its own task.
+#[test]
+fn a_context_awaited_on_another_thread_wakes_on_cancel() {
+    let (manager, runtime) = manager(2);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (woken_tx, woken) = std::sync::mpsc::channel();
+    let handle = manager
+        .spawn_blocking(move |ctx: &Context| {
+            let waiter = {
+                let ctx = ctx.clone();
+                let woken_tx = woken_tx.clone();
+                // Told once the awaiter listens (its first poll found no cancel).
+                let started_tx = started_tx.clone();
+                std::thread::spawn(move || {
+                    block_on(ctx.cancelled(), || started_tx.send(()).unwrap());
+                    woken_tx.send(()).unwrap();
+                })
+            };
+            waiter.join().unwrap();
+            Ok::<_, BoxError>(())
+        })
+        .unwrap();
+    started.recv().unwrap();
+    handle.cancel().unwrap();
+    // A hang guard, not a timing: the wake-up comes at once or never.
+    woken
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the awaiter on the other thread was woken");
+    assert!(handle.wait().unwrap_err().is_cancelled());
+    finish(manager, &runtime);
+}

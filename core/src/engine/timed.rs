@@ -132,7 +132,7 @@ impl Inner {
         if let Some(latch) = desk.as_deref().and_then(Desk::latch) {
             self.detach_locked(record, latch, state);
         }
-        record.raise(desk.as_deref());
+        record.raise(desk.as_deref(), &self.cancels);
     }
 
     /// Resolves the handle of a blocking attempt at once through its latch, and counts
