@@ -130,7 +130,7 @@ impl Inner {
                 cold.attempt = cold.attempt.saturating_add(1);
                 cold.started_at = Some(started_stamp);
                 seat.desk.set_latch(latch);
-                cold.desk = Some(Arc::clone(&seat.desk));
+                cold.tenure.set_desk(Arc::clone(&seat.desk));
                 record.set_flags(if inline { INLINE } else { 0 });
                 let (recurring, store, job_id) =
                     cold.extra.as_ref().map_or((false, None, 0), |extra| {
@@ -523,8 +523,8 @@ impl Inner {
                 let hook = {
                     let mut cold = record.lock();
                     cold.leave();
-                    if ended.is_some() {
-                        cold.finished_at = ended;
+                    if let Some(ended) = ended {
+                        cold.tenure.set_end(ended);
                     }
                     if let Some(text) = text {
                         cold.set_error(text.into());

@@ -70,7 +70,7 @@ impl Inner {
             self.interrupt_locked(record, &mut cold, State::Cancelled);
             drop(cold);
         } else {
-            cold.finished_at = Some(self.clock.now());
+            cold.tenure.set_end(self.clock.now());
             // Waiting on a timer: if we remove its entry we hold the token (rule 1).
             // Under the cold lock the slot cannot change hands meanwhile (rule 4).
             let token = from != State::Queued

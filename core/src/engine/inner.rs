@@ -269,8 +269,8 @@ impl Inner {
     pub(crate) fn finalize_locked(&self, id: TaskId, record: &Record, cold: &mut Cold) {
         let state = record.state.load();
         debug_assert!(state.is_terminal());
-        if cold.finished_at.is_none() {
-            cold.finished_at = Some(self.clock.now());
+        if cold.tenure.end().is_none() {
+            cold.tenure.set_end(self.clock.now());
         }
         let seq = self.tally.recorded.fetch_add(1, Ordering::Relaxed);
         self.history

@@ -115,6 +115,7 @@ mod handle;
 mod history;
 mod inner;
 mod manager;
+mod packed;
 mod process;
 mod record;
 mod report;

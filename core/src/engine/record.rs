@@ -22,6 +22,7 @@ use parking_lot::lock_api::RawMutex as _;
 use super::cell::{JobRef, LatchRef};
 use super::clock::Stamp;
 use super::ending::OnEnd;
+use super::packed::{StaticLabel, Tenure};
 use super::snapshot::{Finished, TaskInfo};
 use super::spec::{ErrorHandler, Every, Store};
 use crate::flag::Bit;
@@ -68,9 +69,10 @@ impl Desk {
 /// What few tasks need (an error handler, a stored result, a schedule, a retry policy's
 /// state) is boxed in [`Extra`], so a plain task's slot stays small.
 pub(crate) struct Cold {
-    /// A static label; a label built at run time is in [`Texts`] (16 bytes of the slot
-    /// where an `Option<Cow<str>>` takes 24); see [`Cold::label`].
-    pub(crate) label: Option<&'static str>,
+    /// A static label in one word; a label built at run time (or a static one too long
+    /// to pack) is in [`Texts`] (8 bytes of the slot where an `Option<Cow<str>>` takes
+    /// 24); see [`Cold::label`].
+    pub(crate) label: Option<StaticLabel>,
     /// The progress (percent and message) and the last attempt's error, boxed together on
     /// the first write of either (most tasks write neither: 8 bytes of the slot where an
     /// `f64` and two `Option<Box<str>>` take 40); see [`Cold::progress`],
@@ -78,7 +80,6 @@ pub(crate) struct Cold {
     pub(crate) texts: Option<Box<Texts>>,
     pub(crate) submitted_at: Stamp,
     pub(crate) started_at: Option<Stamp>,
-    pub(crate) finished_at: Option<Stamp>,
     /// Each attempt's time limit in nanoseconds (never zero: submit refuses a zero
     /// timeout), 8 bytes where `Option<Duration>` takes 16; see [`Cold::timeout`].
     pub(crate) timeout_ns: Option<NonZeroU64>,
@@ -92,8 +93,8 @@ pub(crate) struct Cold {
     pub(crate) extra: Option<Box<Extra>>,
     /// While an attempt runs: the desk of its worker, through which a timeout or cancel
     /// wakes that worker and, for a blocking attempt, resolves the handle at once through
-    /// its latch (engine rule 8).
-    pub(crate) desk: Option<Arc<Desk>>,
+    /// its latch (engine rule 8). After the task ends: when it ended. One word for both.
+    pub(crate) tenure: Tenure,
 }
 
 /// A task's texts, in [`Cold`] behind one pointer.
@@ -172,6 +173,7 @@ impl Cold {
     /// The task's label.
     pub(crate) fn label(&self) -> Option<&str> {
         self.label
+            .map(StaticLabel::get)
             .or_else(|| self.texts.as_deref()?.label.as_deref())
     }
 
@@ -179,7 +181,10 @@ impl Cold {
     /// texts.
     pub(crate) fn set_label(&mut self, label: Option<Cow<'static, str>>) {
         match label {
-            Some(Cow::Borrowed(text)) => self.label = Some(text),
+            Some(Cow::Borrowed(text)) => match StaticLabel::new(text) {
+                Some(packed) => self.label = Some(packed),
+                None => self.texts.get_or_insert_default().label = Some(text.into()),
+            },
             Some(Cow::Owned(text)) => {
                 self.texts.get_or_insert_default().label = Some(text.into_boxed_str());
             }
@@ -239,7 +244,7 @@ impl Cold {
     /// The attempt's worker leaves the task (rule 8: before its job leaves the worker's
     /// hands): a cancel or timeout from now on neither wakes it nor finds a latch.
     pub(crate) fn leave(&mut self) {
-        if let Some(desk) = self.desk.take() {
+        if let Some(desk) = self.tenure.take_desk() {
             desk.set_latch(None);
         }
     }
@@ -287,7 +292,7 @@ impl Cold {
             label,
         } = self.texts.take().map(|texts| *texts).unwrap_or_default();
         let label = match self.label.take() {
-            Some(text) => Some(Cow::Borrowed(text)),
+            Some(text) => Some(Cow::Borrowed(text.get())),
             None => label.map(|text| Cow::Owned(text.into_string())),
         };
         Finished {
@@ -302,7 +307,7 @@ impl Cold {
             error,
             submitted_at: self.submitted_at,
             started_at: self.started_at,
-            finished_at: self.finished_at,
+            finished_at: self.tenure.end(),
         }
     }
 
@@ -314,11 +319,10 @@ impl Cold {
             texts: None,
             submitted_at: now,
             started_at: None,
-            finished_at: None,
             timeout_ns: None,
             charge: 0,
             extra: None,
-            desk: None,
+            tenure: Tenure::new(),
         }
     }
 }
@@ -473,7 +477,7 @@ impl Record {
             id,
             state: self.state.load(),
             label: match cold.label {
-                Some(text) => Some(Cow::Borrowed(text)),
+                Some(text) => Some(Cow::Borrowed(text.get())),
                 None => cold.label().map(|text| Cow::Owned(text.into())),
             },
             priority: self.priority(),
@@ -484,7 +488,7 @@ impl Record {
             error: cold.error().map(Box::from),
             submitted_at: cold.submitted_at,
             started_at: cold.started_at,
-            finished_at: cold.finished_at,
+            finished_at: cold.tenure.end(),
         };
         let mut info = raw.info(clock);
         info.detached = self.is_detached();
@@ -532,11 +536,32 @@ mod tests {
             size_of::<Cold>(),
             size_of::<Record>()
         );
-        assert!(size_of::<Cold>() <= 80, "Cold is {} B", size_of::<Cold>());
+        assert!(size_of::<Cold>() <= 64, "Cold is {} B", size_of::<Cold>());
         assert!(
-            size_of::<Record>() <= 112,
+            size_of::<Record>() <= 96,
             "Record is {} B",
             size_of::<Record>()
         );
+    }
+
+    /// A static label too long to pack in one word is kept, whole, with the texts; the
+    /// ended task's record carries it either way.
+    #[test]
+    fn a_static_label_too_long_to_pack_is_kept_whole() {
+        use super::super::clock::Stamp;
+        use crate::{Priority, State, TaskId};
+        use std::borrow::Cow;
+
+        static LONG: [u8; 70_000] = [b'y'; 70_000];
+        let long: &'static str = core::str::from_utf8(&LONG).unwrap();
+        for label in ["thumbnail", long] {
+            let mut cold = Cold::empty(Stamp::from_nanos(0));
+            cold.set_label(Some(Cow::Borrowed(label)));
+            assert_eq!(cold.label(), Some(label));
+            assert_eq!(cold.label.is_some(), label.len() < 1 << 16);
+            let id = TaskId::new(0, 1);
+            let finished = cold.take_finished(id, State::Succeeded, Priority::NORMAL);
+            assert_eq!(finished.label.as_deref(), Some(label));
+        }
     }
 }

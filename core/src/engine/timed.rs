@@ -128,7 +128,7 @@ impl Inner {
     /// blocking attempt (its handle resolves now) and raises the task's signal, waking the
     /// worker if it waits on it (rule 8).
     pub(crate) fn interrupt_locked(&self, record: &Record, cold: &mut Cold, state: State) {
-        let desk = cold.desk.take();
+        let desk = cold.tenure.take_desk();
         if let Some(latch) = desk.as_deref().and_then(Desk::latch) {
             self.detach_locked(record, latch, state);
         }
