@@ -109,7 +109,10 @@ pub(crate) struct Inner {
     /// idle, and when workers must stop) and the stop flag: workers exit once stopping
     /// and the queue is empty; the timer driver exits.
     pub(crate) parking: Parking<Waitlist>,
-    pub(crate) timers: Mutex<Timers>,
+    /// On cache lines of its own: every arm and every firing writes its lock and its
+    /// wheel, which must not evict what workers read per task (the stats' shards sat on
+    /// the lock's line).
+    pub(crate) timers: CachePadded<Mutex<Timers>>,
     /// Wakes the timer driver: an earlier deadline, a sleeper, a worker to replace, or
     /// stopping.
     pub(crate) timer_event: Event,
@@ -121,7 +124,9 @@ pub(crate) struct Inner {
     pub(crate) results: Results,
     pub(crate) budget: Arc<MemoryBudget>,
     /// Submissions pass it; `stop_accepting` closes it and waits until it is drained.
-    pub(crate) admission: Gate,
+    /// On cache lines of its own: every submit writes it, which must not evict what
+    /// workers read per task (the history sat on its line).
+    pub(crate) admission: CachePadded<Gate>,
     pub(crate) shutdown_initiated: AtomicBool,
     /// Set when the runtime dropped a worker or the timer driver (it was shut down).
     pub(crate) runtime_gone: AtomicBool,
@@ -187,13 +192,15 @@ impl Inner {
             parking: Parking::new(Waitlist::with_capacity(
                 config.workers.saturating_add(config.max_detached),
             )),
-            timers: Mutex::new(Timers::try_new(capacity).map_err(sized("queue_capacity"))?),
+            timers: CachePadded::new(Mutex::new(
+                Timers::try_new(capacity).map_err(sized("queue_capacity"))?,
+            )),
             timer_event: Event::new(),
             cancels: Event::new(),
             sleepers: Sleepers::default(),
             results: Results::default(),
             budget: Arc::new(MemoryBudget::new(config.memory_pool)),
-            admission: Gate::new(),
+            admission: CachePadded::new(Gate::new()),
             shutdown_initiated: AtomicBool::new(false),
             runtime_gone: AtomicBool::new(false),
             unfinished: Settle::new(Event::new()),
