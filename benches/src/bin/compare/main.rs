@@ -57,7 +57,9 @@
 //! - `recurring_overhead` (CPU ns per run): 1 000 recurring no-op tasks every 10 ms
 //!   (errand-tokio `Every`) vs 1 000 tokio tasks looping on `tokio::time::interval(10 ms)`
 //!   (missed ticks skipped, as errand's default); process CPU time (`getrusage`) over a
-//!   window, divided by the runs completed in it.
+//!   window, divided by the runs completed in it. Each run does the same work on both
+//!   sides: one `fetch_add` on a shared counter (errand's tasks reach it through a
+//!   `&'static`, not an `Arc` cloned into every run's future).
 //! - `scaling_queue_depth_<depth>[_smol|_threads]` (tasks/s): both workers held while
 //!   `depth` no-op tasks are queued, then released; the drain rate from the first task's
 //!   start to the last's. Baseline: the same adapter at depth 1 000, measured in the same
