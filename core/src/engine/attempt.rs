@@ -42,8 +42,8 @@ pub(crate) struct AttemptMeta {
     level: Level,
     /// When it started, in nanoseconds since the epoch.
     started: u64,
-    /// Whether a timeout timer was armed for this attempt.
-    timed: bool,
+    /// The timer shard holding this attempt's timeout entry, if one was armed.
+    timed: Option<usize>,
     /// Whether the task is recurring (it has a schedule to consult after a success).
     recurring: bool,
     /// Where a success's value is stored, if it is.
@@ -148,10 +148,9 @@ impl Inner {
             let timed = match timeout {
                 Some(timeout) => {
                     let tick = started.div_ceil(1_000_000).saturating_add(ceil_ms(timeout));
-                    self.arm(id, tick, Kind::Timeout);
-                    true
+                    Some(self.arm(id, tick, Kind::Timeout))
                 }
-                None => false,
+                None => None,
             };
             self.tally.start();
             self.tell_started(id, started, attempt);
@@ -266,9 +265,11 @@ impl Inner {
     /// Bookkeeping common to every attempt's end; when it ended (one clock reading, in
     /// nanoseconds since the epoch).
     fn end_attempt(&self, meta: &AttemptMeta, outcome: &Outcome) -> u64 {
-        if meta.timed {
+        if let Some(shard) = meta.timed {
             // The timeout entry is ours to remove before the slot changes hands again.
-            self.lock_timers().wheel.cancel(meta.id.index() as usize);
+            self.lock_timers(shard)
+                .wheel
+                .cancel(meta.id.index() as usize);
         }
         self.tally.running.fetch_sub(1, Ordering::Relaxed);
         let shard = self.stats.mine();
@@ -418,7 +419,9 @@ impl Inner {
             },
         );
         match next {
-            Next::At(due) => self.arm(id, self.tick_at(due), Kind::Wake),
+            Next::At(due) => {
+                self.arm(id, self.tick_at(due), Kind::Wake);
+            }
             // Still our token: queue it now, unless a cancel won from `Scheduled`.
             _ => self.requeue(id, record),
         }

@@ -72,13 +72,15 @@ impl Inner {
         } else {
             cold.tenure.set_end(self.clock.now());
             // Waiting on a timer: if we remove its entry we hold the token (rule 1).
-            // Under the cold lock the slot cannot change hands meanwhile (rule 4).
+            // Under the cold lock the slot cannot change hands meanwhile (rule 4). The
+            // entry is in the shard of whichever thread armed it: each is asked in turn.
             let token = from != State::Queued
-                && self
-                    .lock_timers()
-                    .wheel
-                    .cancel(id.index() as usize)
-                    .is_some();
+                && (0..self.timers.len()).any(|shard| {
+                    self.lock_timers(shard)
+                        .wheel
+                        .cancel(id.index() as usize)
+                        .is_some()
+                });
             let hook = cold.take_hook();
             drop(cold);
             if let Some(hook) = hook {

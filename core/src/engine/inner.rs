@@ -109,10 +109,14 @@ pub(crate) struct Inner {
     /// idle, and when workers must stop) and the stop flag: workers exit once stopping
     /// and the queue is empty; the timer driver exits.
     pub(crate) parking: Parking<Waitlist>,
-    /// On cache lines of its own: every arm and every firing writes its lock and its
-    /// wheel, which must not evict what workers read per task (the stats' shards sat on
-    /// the lock's line).
-    pub(crate) timers: CachePadded<Mutex<Timers>>,
+    /// The timer wheels, one per shard of threads ([`Inner::my_timers`]): a worker
+    /// re-arming its recurring tasks takes a lock that stays in its own cache, the timer
+    /// driver visits every shard when it fires. Each on cache lines of its own (a lock
+    /// every arm writes must not evict what workers read per task). A slot's one entry
+    /// is in one shard at a time: the arming thread's for a wake-up, the claiming
+    /// worker's for a timeout (its shard is in the attempt's meta); a cancel looks in
+    /// every shard.
+    pub(crate) timers: Box<[CachePadded<Mutex<Timers>>]>,
     /// Wakes the timer driver: an earlier deadline, a sleeper, a worker to replace, or
     /// stopping.
     pub(crate) timer_event: Event,
@@ -192,9 +196,16 @@ impl Inner {
             parking: Parking::new(Waitlist::with_capacity(
                 config.workers.saturating_add(config.max_detached),
             )),
-            timers: CachePadded::new(Mutex::new(
-                Timers::try_new(capacity).map_err(sized("queue_capacity"))?,
-            )),
+            timers: {
+                let shards = config.workers.saturating_add(2).next_power_of_two().min(8);
+                let mut wheels = std::vec::Vec::new();
+                wheels.try_reserve_exact(shards).map_err(sized("workers"))?;
+                for _ in 0..shards {
+                    let wheel = Timers::try_new(capacity).map_err(sized("queue_capacity"))?;
+                    wheels.push(CachePadded::new(Mutex::new(wheel)));
+                }
+                wheels.into_boxed_slice()
+            },
             timer_event: Event::new(),
             cancels: Event::new(),
             sleepers: Sleepers::default(),
@@ -231,8 +242,14 @@ impl Inner {
         self.records.get(id)
     }
 
-    pub(crate) fn lock_timers(&self) -> MutexGuard<'_, Timers> {
-        lock(&self.timers)
+    /// The timer shard of the calling thread, to arm a timer in.
+    pub(crate) fn my_timers(&self) -> usize {
+        super::tally::thread_index() & (self.timers.len() - 1)
+    }
+
+    /// Locks timer shard `shard`.
+    pub(crate) fn lock_timers(&self, shard: usize) -> MutexGuard<'_, Timers> {
+        lock(&self.timers[shard])
     }
 
     /// Task `id`'s jitter source: the manager's seed mixed with the slot and generation.

@@ -21,6 +21,18 @@ pub(crate) struct Stats {
     shards: Box<[CachePadded<Shard>]>,
 }
 
+/// The calling thread's number: threads are numbered on first use, round-robin, so the
+/// threads of a manager (its workers first among them) fall into different shards of
+/// whatever the engine shards by thread (its statistics, its timer wheels).
+#[inline]
+pub(crate) fn thread_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|index| *index)
+}
+
 /// The words that workers write for every task, on one line of their own: a worker
 /// starting and ending a task writes them in a row, so the line moves to its core once
 /// per step instead of once per word.
@@ -62,15 +74,10 @@ impl Stats {
         })
     }
 
-    /// The calling thread's shard: threads are numbered on first use, round-robin.
+    /// The calling thread's shard (see [`thread_index`]).
     #[inline]
     pub(crate) fn mine(&self) -> &Shard {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        std::thread_local! {
-            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-        }
-        let index = INDEX.with(|index| *index);
-        &self.shards[index & (self.shards.len() - 1)]
+        &self.shards[thread_index() & (self.shards.len() - 1)]
     }
 
     /// A counter summed over the shards.

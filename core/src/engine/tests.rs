@@ -346,3 +346,43 @@ fn a_context_awaited_on_another_thread_wakes_on_cancel() {
     assert!(handle.wait().unwrap_err().is_cancelled());
     finish(manager, &runtime);
 }
+
+/// A cancel finds a timer entry in whichever shard armed it: a retry delay armed by the
+/// worker (its own shard) and a delayed start armed by this thread are both taken back
+/// at once, so both tasks are finalized (in the history) before their timers are due.
+#[test]
+fn a_cancel_takes_a_timer_entry_from_any_shard() {
+    let (manager, runtime) = manager(4);
+    let retrying = manager
+        .submit(
+            Task::blocking(|_: &Context| Err::<(), _>(BoxError::from("again"))).retry(
+                RetryPolicy::builder()
+                    .max_retries(1)
+                    .initial_delay(Duration::from_secs(3600))
+                    .build()
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+    let delayed = manager
+        .submit(
+            Task::blocking(|_: &Context| Ok::<_, BoxError>(())).delay(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    while retrying.state() != State::Retrying {
+        std::thread::yield_now();
+    }
+    for handle in [&retrying, &delayed] {
+        handle.cancel().unwrap();
+    }
+    let finished: Vec<_> = manager
+        .finished_tasks()
+        .iter()
+        .map(|info| info.id)
+        .collect();
+    assert!(finished.contains(&retrying.id()), "{finished:?}");
+    assert!(finished.contains(&delayed.id()), "{finished:?}");
+    assert!(retrying.wait().unwrap_err().is_cancelled());
+    assert!(delayed.wait().unwrap_err().is_cancelled());
+    finish(manager, &runtime);
+}

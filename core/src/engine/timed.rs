@@ -13,10 +13,12 @@ use super::timers::Kind;
 use crate::{Event as TaskEvent, State, TaskId};
 
 impl Inner {
-    /// Arms `id`'s timer at wheel tick `tick`, waking the driver if it is now the earliest.
-    pub(crate) fn arm(&self, id: TaskId, tick: u64, kind: Kind) {
+    /// Arms `id`'s timer at wheel tick `tick` in the calling thread's timer shard, waking
+    /// the driver if it is now that shard's earliest; returns the shard.
+    pub(crate) fn arm(&self, id: TaskId, tick: u64, kind: Kind) -> usize {
         let index = id.index() as usize;
-        let mut timers = self.lock_timers();
+        let shard = self.my_timers();
+        let mut timers = self.lock_timers(shard);
         let earliest = timers.wheel.next_deadline().is_none_or(|next| tick < next);
         timers.make_room(index);
         timers.kinds[index] = kind;
@@ -25,9 +27,12 @@ impl Inner {
             .insert(index, tick)
             .expect("every slot index has a timer entry");
         drop(timers);
+        // Earlier than this shard's first: perhaps than every shard's, which the driver
+        // sleeps until (a wake-up too many otherwise, never one too few).
         if earliest {
             self.timer_event.notify(1);
         }
+        shard
     }
 
     /// Fires every due timer and sleeper, expires stored results and takes a profile
@@ -42,10 +47,11 @@ impl Inner {
         }
         let mut due = Vec::new();
         let mut timed_out = Vec::new();
-        let (next, ready) = {
-            let mut timers = self.lock_timers();
-            let ready = self.now_ns();
-            let now = ready / 1_000_000;
+        let ready = self.now_ns();
+        let now = ready / 1_000_000;
+        let mut next: Option<u64> = None;
+        for shard in 0..self.timers.len() {
+            let mut timers = self.lock_timers(shard);
             while let Some(index) = timers.wheel.poll(now) {
                 match timers.kinds[index] {
                     // Rule 1: a Wake entry is its task's token, so its slot stays this
@@ -66,8 +72,10 @@ impl Inner {
                     }
                 }
             }
-            (timers.wheel.next_deadline(), ready)
-        };
+            if let Some(tick) = timers.wheel.next_deadline() {
+                next = Some(next.map_or(tick, |earlier| earlier.min(tick)));
+            }
+        }
         for index in due {
             // Rule 1: we hold the token, so the slot is live and still this task's.
             let id = self

@@ -16,9 +16,9 @@ pub(crate) enum Kind {
     Timeout,
 }
 
-/// The timer wheel (ticks are milliseconds since the manager's epoch) and what each
-/// slot's entry means. One entry per slot suffices: a slot never waits for a delay and
-/// runs at once.
+/// One shard's timer wheel (ticks are milliseconds since the manager's epoch) and what
+/// each slot's entry means. One entry per slot suffices: a slot never waits for a delay
+/// and runs at once; that entry is in one shard at a time (`Inner::timers`).
 ///
 /// The entries grow as slots arm timers (doubling, up to the table's capacity), so a
 /// manager whose tasks never wait on a timer pays nothing for them: 17 bytes per slot
